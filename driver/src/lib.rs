@@ -1,0 +1,5 @@
+//! The PCIe/VFIO user-space driver and the device backends.
+//!
+//! **Not implemented yet.** This crate is a placeholder in the workspace so that the layout is fixed from
+//! the start; it is filled by issue 6. It deliberately exports nothing, so nothing can depend on
+//! behaviour that does not exist.
