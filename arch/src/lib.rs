@@ -9,6 +9,7 @@
 //! * [`regs`]: the BAR0 register map;
 //! * [`timing`]: the cycle model;
 //! * [`golden`]: the golden model, a plain interpreter that is exact to the bit and to the cycle;
+//! * [`program`]: building programs (a DMA-window image and a tiled, double-buffered matrix product);
 //! * [`fast`]: the fast, bit-identical GEMM kernel the runtime's emulated engine uses.
 //!
 //! `docs/architecture.md` is the human-readable specification of the same contract; tests keep it in step
@@ -20,6 +21,7 @@ pub mod config;
 pub mod fast;
 pub mod golden;
 pub mod isa;
+pub mod program;
 pub mod regs;
 pub mod timing;
 

@@ -1,0 +1,354 @@
+//! Building engine programs: a DMA-window image and a tiled, double-buffered matrix multiply.
+//!
+//! This is the smallest complete "compiler" for the engine: it lays out operands in host memory, tiles the
+//! rows of a matrix product to fit the on-chip buffers, double-buffers the tiles so that loads, compute and
+//! stores overlap, and places the dependency tokens that make the overlap safe. The runtime's scheduler
+//! (convolutions, whole networks) builds on the same pieces; the CLI demo, the benchmarks and the tests
+//! use it directly.
+
+use thiserror::Error;
+
+use crate::bfp::{BfpError, BfpFormat, BfpTensor};
+use crate::config::EngineConfig;
+use crate::isa::{Activation, Buffer, Deps, Gemm, Instruction, Load, Op, Post, Store};
+
+/// Why a program could not be built.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum ProgramError {
+    /// Operands do not fit the engine or each other.
+    #[error("{0}")]
+    Shape(String),
+    /// An operand's BFP data is inconsistent with the engine's format.
+    #[error(transparent)]
+    Bfp(#[from] BfpError),
+}
+
+/// Where a BFP tensor's two planes live in the DMA window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BfpPlanes {
+    /// Byte offset of the mantissa plane.
+    pub mantissas: u32,
+    /// Byte offset of the exponent plane.
+    pub exponents: u32,
+    /// Number of blocks.
+    pub blocks: usize,
+}
+
+/// A host-memory image for the engine's DMA window, filled by a bump allocator.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DmaWindow {
+    /// The window's bytes; offset 0 is the window's base (`DMA_BASE`).
+    pub bytes: Vec<u8>,
+}
+
+impl DmaWindow {
+    /// Reserves `len` zeroed bytes aligned to `align` (a power of two) and returns their offset.
+    pub fn alloc(&mut self, len: usize, align: usize) -> Result<u32, ProgramError> {
+        let start = self.bytes.len().next_multiple_of(align);
+        let end = start + len;
+        if end > u32::MAX as usize {
+            return Err(ProgramError::Shape(format!(
+                "DMA window would exceed 4 GiB ({end} bytes)"
+            )));
+        }
+        self.bytes.resize(end, 0);
+        Ok(start as u32)
+    }
+
+    /// Copies `data` in, aligned to 64 bytes, and returns its offset.
+    pub fn put(&mut self, data: &[u8]) -> Result<u32, ProgramError> {
+        let at = self.alloc(data.len(), 64)?;
+        self.bytes[at as usize..at as usize + data.len()].copy_from_slice(data);
+        Ok(at)
+    }
+
+    /// Writes a BFP tensor as its two planes.
+    pub fn put_bfp(&mut self, t: &BfpTensor) -> Result<BfpPlanes, ProgramError> {
+        Ok(BfpPlanes {
+            mantissas: self.put(&t.pack_mantissas())?,
+            exponents: self.put(t.exponent_codes())?,
+            blocks: t.num_blocks(),
+        })
+    }
+
+    /// Writes `f32` values (little-endian).
+    pub fn put_f32(&mut self, v: &[f32]) -> Result<u32, ProgramError> {
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        self.put(&bytes)
+    }
+
+    /// Reads a BFP tensor's planes back.
+    pub fn get_bfp(&self, format: BfpFormat, p: BfpPlanes) -> Result<BfpTensor, ProgramError> {
+        let m = p.mantissas as usize;
+        let e = p.exponents as usize;
+        let mant = self.bytes.get(m..m + p.blocks * format.mantissa_bytes());
+        let exp = self.bytes.get(e..e + p.blocks);
+        match (mant, exp) {
+            (Some(mant), Some(exp)) => Ok(BfpTensor::unpack(format, mant, exp)?),
+            _ => Err(ProgramError::Shape(
+                "BFP planes lie outside the DMA window".into(),
+            )),
+        }
+    }
+
+    /// Reads `len` `f32` values at `offset`.
+    pub fn get_f32(&self, offset: u32, len: usize) -> Result<Vec<f32>, ProgramError> {
+        let o = offset as usize;
+        let bytes = self
+            .bytes
+            .get(o..o + 4 * len)
+            .ok_or_else(|| ProgramError::Shape("f32 data lies outside the DMA window".into()))?;
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect())
+    }
+}
+
+/// How the product's result leaves the engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputKind {
+    /// Re-quantized to BFP blocks along N (N must be a multiple of the block size).
+    Bfp,
+    /// Raw `f32` values (after bias and activation), e.g. for logits.
+    F32,
+}
+
+/// Where a built matmul program leaves its result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputLocation {
+    /// `M × N/bs` blocks, row-major.
+    Bfp(BfpPlanes),
+    /// `M × N` values, row-major, at this byte offset.
+    F32(u32),
+}
+
+/// A built program with its host-memory image.
+#[derive(Clone, Debug)]
+pub struct MatmulProgram {
+    /// The instructions, ending with FINISH.
+    pub program: Vec<Instruction>,
+    /// The DMA window holding operands and room for the result.
+    pub window: DmaWindow,
+    /// Where the result is.
+    pub output: OutputLocation,
+    /// Rows per tile.
+    pub tile_rows: usize,
+}
+
+/// Builds `out[M×N] = act(A[M×K] · Wᵀ + bias)` where `a` holds `M` rows of `K/bs` blocks and `w` holds `N`
+/// rows (one per output column) of `K/bs` blocks.
+///
+/// The weights and bias are loaded once; rows are processed in tiles that use half of each buffer, so that
+/// tile `t+1` loads while tile `t` computes and tile `t−1` stores.
+pub fn dense_matmul(
+    cfg: &EngineConfig,
+    a: &BfpTensor,
+    w: &BfpTensor,
+    m: usize,
+    n: usize,
+    bias: Option<&[f32]>,
+    activation: Activation,
+    output: OutputKind,
+) -> Result<MatmulProgram, ProgramError> {
+    let bs = cfg.format.block_size();
+    let shape = |s: String| Err(ProgramError::Shape(s));
+    if a.format() != cfg.format || w.format() != cfg.format {
+        return shape(format!(
+            "operands are {} and {}, the engine computes in {}",
+            a.format(),
+            w.format(),
+            cfg.format
+        ));
+    }
+    if m == 0 || n == 0 || a.num_blocks() % m != 0 {
+        return shape(format!(
+            "A has {} blocks, not a whole number per each of {m} rows",
+            a.num_blocks()
+        ));
+    }
+    let kb = a.num_blocks() / m;
+    if w.num_blocks() != n * kb {
+        return shape(format!(
+            "W has {} blocks, expected N·K/bs = {n}·{kb}",
+            w.num_blocks()
+        ));
+    }
+    if n % bs != 0 {
+        // POST works on whole blocks of columns; a compiler pads N with zero weight columns.
+        return shape(format!("N = {n} must be a multiple of the block size {bs}"));
+    }
+    if let Some(b) = bias {
+        if b.len() != n {
+            return shape(format!("bias has {} values, expected N = {n}", b.len()));
+        }
+    }
+    let bias_len = if bias.is_some() { n } else { 0 };
+    if n * kb > cfg.wgt_entries {
+        return shape(format!(
+            "weights need {} blocks, the weight buffer holds {}",
+            n * kb,
+            cfg.wgt_entries
+        ));
+    }
+    let nb = n / bs;
+    // Rows per tile: each buffer is split in two halves for double buffering.
+    let acc_half = (cfg.acc_entries - bias_len) / 2;
+    let mut tile = (cfg.act_entries / 2 / kb)
+        .min(acc_half / n)
+        .min(u16::MAX as usize)
+        .min(m);
+    if output == OutputKind::Bfp {
+        tile = tile.min(cfg.out_entries / 2 / nb.max(1));
+    }
+    if tile == 0 {
+        return shape(format!(
+            "one row (K = {} blocks, N = {n}) does not fit half of the buffers",
+            kb
+        ));
+    }
+    let fits16 = |v: usize, what: &str| {
+        u16::try_from(v)
+            .map_err(|_| ProgramError::Shape(format!("{what} = {v} does not fit a 16-bit field")))
+    };
+    let (kb16, n16) = (fits16(kb, "K blocks")?, fits16(n, "N")?);
+
+    let mut window = DmaWindow::default();
+    let a_planes = window.put_bfp(a)?;
+    let w_planes = window.put_bfp(w)?;
+    let bias_addr = bias.map(|b| window.put_f32(b)).transpose()?;
+    let out = match output {
+        OutputKind::Bfp => {
+            let blocks = m * nb;
+            OutputLocation::Bfp(BfpPlanes {
+                mantissas: window.alloc(blocks * cfg.format.mantissa_bytes(), 64)?,
+                exponents: window.alloc(blocks, 64)?,
+                blocks,
+            })
+        }
+        OutputKind::F32 => OutputLocation::F32(window.alloc(m * n * 4, 64)?),
+    };
+
+    let mb = cfg.format.mantissa_bytes() as u32;
+    let bias_base = fits16(cfg.acc_entries - bias_len, "bias base")?;
+    let mut p = Vec::new();
+    p.push(Instruction::new(Op::Load(Load {
+        buffer: Buffer::Wgt,
+        sram_base: 0,
+        y_size: n16,
+        x_size: kb16,
+        x_stride: kb16,
+        dram_addr: w_planes.mantissas,
+        exp_addr: w_planes.exponents,
+        pad: [0; 4],
+    })));
+    if let Some(addr) = bias_addr {
+        p.push(Instruction::new(Op::Load(Load {
+            buffer: Buffer::Acc,
+            sram_base: bias_base,
+            y_size: 1,
+            x_size: n16,
+            x_stride: n16,
+            dram_addr: addr,
+            exp_addr: 0,
+            pad: [0; 4],
+        })));
+    }
+    let tiles = m.div_ceil(tile);
+    for t in 0..tiles {
+        let half = t % 2;
+        let row0 = t * tile;
+        let rows = fits16(tile.min(m - row0), "tile rows")?;
+        let reuse_later = t + 2 < tiles;
+        let act_base = fits16(half * (cfg.act_entries / 2), "act base")?;
+        let acc_base = fits16(half * acc_half, "acc base")?;
+        let out_base = fits16(half * (cfg.out_entries / 2), "out base")?;
+        // Load the tile into this half once compute has released it (tile t−2 used it).
+        p.push(
+            Instruction::new(Op::Load(Load {
+                buffer: Buffer::Act,
+                sram_base: act_base,
+                y_size: rows,
+                x_size: kb16,
+                x_stride: kb16,
+                dram_addr: a_planes.mantissas + (row0 * kb) as u32 * mb,
+                exp_addr: a_planes.exponents + (row0 * kb) as u32,
+                pad: [0; 4],
+            }))
+            .with_deps(Deps {
+                pop_next: t >= 2,
+                push_next: true,
+                ..Deps::NONE
+            }),
+        );
+        // The store of tile t−2 reads this half of OUT (BFP output) or of ACC (f32 output): the first
+        // compute instruction that overwrites it waits for the store's token.
+        let wait_store = t >= 2;
+        let gemm = Gemm {
+            act_base,
+            acc_base,
+            ..Gemm::dense(rows, n16, kb16, true)
+        };
+        p.push(Instruction::new(Op::Gemm(gemm)).with_deps(Deps {
+            pop_prev: true,
+            pop_next: wait_store && output == OutputKind::F32,
+            push_prev: reuse_later,
+            ..Deps::NONE
+        }));
+        p.push(
+            Instruction::new(Op::Post(Post {
+                activation,
+                bias: bias.is_some(),
+                residual: false,
+                to_acc: output == OutputKind::F32,
+                round_away: false,
+                acc_base,
+                out_base,
+                m_size: rows,
+                n_blocks: fits16(nb, "N blocks")?,
+                acc_m_stride: n16,
+                out_m_stride: fits16(nb, "N blocks")?,
+                bias_base,
+                res_base: 0,
+                res_m_stride: 0,
+            }))
+            .with_deps(Deps {
+                pop_next: wait_store && output == OutputKind::Bfp,
+                push_next: true,
+                ..Deps::NONE
+            }),
+        );
+        let store = match out {
+            OutputLocation::Bfp(planes) => Store {
+                buffer: Buffer::Out,
+                sram_base: out_base,
+                y_size: rows,
+                x_size: fits16(nb, "N blocks")?,
+                x_stride: fits16(nb, "N blocks")?,
+                dram_addr: planes.mantissas + (row0 * nb) as u32 * mb,
+                exp_addr: planes.exponents + (row0 * nb) as u32,
+            },
+            OutputLocation::F32(addr) => Store {
+                buffer: Buffer::Acc,
+                sram_base: acc_base,
+                y_size: rows,
+                x_size: n16,
+                x_stride: n16,
+                dram_addr: addr + (row0 * n * 4) as u32,
+                exp_addr: 0,
+            },
+        };
+        p.push(Instruction::new(Op::Store(store)).with_deps(Deps {
+            pop_prev: true,
+            push_prev: reuse_later,
+            ..Deps::NONE
+        }));
+    }
+    p.push(Instruction::new(Op::Finish));
+    Ok(MatmulProgram {
+        program: p,
+        window,
+        output: out,
+        tile_rows: tile,
+    })
+}
