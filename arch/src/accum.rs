@@ -37,15 +37,8 @@ impl Term {
         let bits = x.to_bits();
         let biased = ((bits >> 23) & 0xff) as i32;
         let frac = (bits & 0x7f_ffff) as i32;
-        let (mag, exponent) = if biased == 0 {
-            (frac, -149)
-        } else {
-            (frac | 0x80_0000, biased - 150)
-        };
-        Term {
-            mantissa: if bits >> 31 == 1 { -mag } else { mag },
-            exponent,
-        }
+        let (mag, exponent) = if biased == 0 { (frac, -149) } else { (frac | 0x80_0000, biased - 150) };
+        Term { mantissa: if bits >> 31 == 1 { -mag } else { mag }, exponent }
     }
 
     /// The exact value as an `f64`.
@@ -87,20 +80,11 @@ pub fn round_to_accumulator(x: f64) -> Sum {
     let rounded = (mag + half - 1 + lsb) & !((1u64 << DROP) - 1);
     let r = f64::from_bits(rounded);
     if r < f32::MIN_POSITIVE as f64 {
-        Sum {
-            value: 0.0,
-            saturated: false,
-        }
+        Sum { value: 0.0, saturated: false }
     } else if r > f32::MAX as f64 {
-        Sum {
-            value: if sign != 0 { -f32::MAX } else { f32::MAX },
-            saturated: true,
-        }
+        Sum { value: if sign != 0 { -f32::MAX } else { f32::MAX }, saturated: true }
     } else {
-        Sum {
-            value: f64::from_bits(rounded | sign) as f32,
-            saturated: false,
-        }
+        Sum { value: f64::from_bits(rounded | sign) as f32, saturated: false }
     }
 }
 
@@ -129,10 +113,7 @@ mod tests {
         let sum: BigInt = (BigInt::from(a.mantissa) << (a.exponent - e) as usize)
             + (BigInt::from(term.mantissa) << (term.exponent - e) as usize);
         if sum == BigInt::from(0) {
-            return Sum {
-                value: 0.0,
-                saturated: false,
-            };
+            return Sum { value: 0.0, saturated: false };
         }
         let negative = sum < BigInt::from(0);
         let mut mag = if negative { -sum } else { sum };
@@ -153,22 +134,13 @@ mod tests {
         let m: u32 = mag.try_into().unwrap();
         let top = exp + 31 - m.leading_zeros() as i32; // floor(log2)
         if top < -126 {
-            return Sum {
-                value: 0.0,
-                saturated: false,
-            };
+            return Sum { value: 0.0, saturated: false };
         }
         let v = m as f64 * crate::bfp::pow2(exp.clamp(-1000, 1000));
         if top > 127 || v > f32::MAX as f64 {
-            return Sum {
-                value: if negative { -f32::MAX } else { f32::MAX },
-                saturated: true,
-            };
+            return Sum { value: if negative { -f32::MAX } else { f32::MAX }, saturated: true };
         }
-        Sum {
-            value: (if negative { -v } else { v }) as f32,
-            saturated: false,
-        }
+        Sum { value: (if negative { -v } else { v }) as f32, saturated: false }
     }
 
     fn random_acc(rng: &mut impl Rng) -> f32 {
@@ -188,11 +160,7 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         for i in 0..200_000 {
             let acc = random_acc(&mut rng);
-            let anchor = if acc == 0.0 {
-                0
-            } else {
-                crate::bfp::floor_log2(acc)
-            };
+            let anchor = if acc == 0.0 { 0 } else { crate::bfp::floor_log2(acc) };
             let term = Term {
                 mantissa: rng.gen_range(-(1 << 21)..(1 << 21)),
                 exponent: match i % 3 {
@@ -202,57 +170,21 @@ mod tests {
                     _ => rng.gen_range(-266..=254),
                 },
             };
-            assert_eq!(
-                accumulate(acc, term),
-                exact_reference(acc, term),
-                "acc {acc:e} term {term:?}"
-            );
+            assert_eq!(accumulate(acc, term), exact_reference(acc, term), "acc {acc:e} term {term:?}");
         }
     }
 
     #[test]
     fn ties_round_to_even_and_tiny_results_flush() {
         // 1 + 2^-24 is a tie between 1 and 1 + 2^-23: even is 1.
-        assert_eq!(
-            accumulate(
-                1.0,
-                Term {
-                    mantissa: 1,
-                    exponent: -24
-                }
-            )
-            .value,
-            1.0
-        );
+        assert_eq!(accumulate(1.0, Term { mantissa: 1, exponent: -24 }).value, 1.0);
         // 1 + 3·2^-24 is a tie between 1+2^-23 and 1+2^-22: even is 1 + 2^-22.
-        assert_eq!(
-            accumulate(
-                1.0,
-                Term {
-                    mantissa: 3,
-                    exponent: -24
-                }
-            )
-            .value,
-            1.0 + 2f32.powi(-22)
-        );
+        assert_eq!(accumulate(1.0, Term { mantissa: 3, exponent: -24 }).value, 1.0 + 2f32.powi(-22));
         // Results below 2^-126 flush to +0, including negative ones.
-        let r = accumulate(
-            0.0,
-            Term {
-                mantissa: -1,
-                exponent: -127,
-            },
-        );
+        let r = accumulate(0.0, Term { mantissa: -1, exponent: -127 });
         assert_eq!(r.value.to_bits(), 0);
         // 2^-126 − 2^-151 rounds up to 2^-126 before the flush test, so it survives.
-        let r = accumulate(
-            f32::MIN_POSITIVE,
-            Term {
-                mantissa: -1,
-                exponent: -151,
-            },
-        );
+        let r = accumulate(f32::MIN_POSITIVE, Term { mantissa: -1, exponent: -151 });
         assert_eq!(r.value, f32::MIN_POSITIVE);
         // x + (−x) is +0.
         assert_eq!(accumulate(-2.5, Term::from_f32(2.5)).value.to_bits(), 0);
@@ -260,61 +192,18 @@ mod tests {
 
     #[test]
     fn overflow_saturates_and_reports_it() {
-        let r = accumulate(
-            f32::MAX,
-            Term {
-                mantissa: 1,
-                exponent: 104,
-            },
-        );
-        assert_eq!(
-            r,
-            Sum {
-                value: f32::MAX,
-                saturated: true
-            }
-        );
-        let r = accumulate(
-            -f32::MAX,
-            Term {
-                mantissa: -(1 << 20),
-                exponent: 200,
-            },
-        );
-        assert_eq!(
-            r,
-            Sum {
-                value: -f32::MAX,
-                saturated: true
-            }
-        );
+        let r = accumulate(f32::MAX, Term { mantissa: 1, exponent: 104 });
+        assert_eq!(r, Sum { value: f32::MAX, saturated: true });
+        let r = accumulate(-f32::MAX, Term { mantissa: -(1 << 20), exponent: 200 });
+        assert_eq!(r, Sum { value: -f32::MAX, saturated: true });
         // Just below the rounding threshold stays finite and unsaturated.
-        let r = accumulate(
-            f32::MAX,
-            Term {
-                mantissa: 1,
-                exponent: 102,
-            },
-        );
-        assert_eq!(
-            r,
-            Sum {
-                value: f32::MAX,
-                saturated: false
-            }
-        );
+        let r = accumulate(f32::MAX, Term { mantissa: 1, exponent: 102 });
+        assert_eq!(r, Sum { value: f32::MAX, saturated: false });
     }
 
     #[test]
     fn f32_terms_are_exact() {
-        for x in [
-            1.0f32,
-            -3.75,
-            f32::MIN_POSITIVE,
-            f32::from_bits(1),
-            -f32::MAX,
-            0.1,
-        ] {
+        for x in [1.0f32, -3.75, f32::MIN_POSITIVE, f32::from_bits(1), -f32::MAX, 0.1] {
             assert_eq!(Term::from_f32(x).to_f64(), x as f64);
         }
         assert_eq!(accumulator_input(f32::from_bits(5)), Some(0.0));

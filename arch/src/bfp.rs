@@ -101,9 +101,7 @@ pub enum BfpError {
         block_size: usize,
     },
     /// An exponent code is the reserved all-ones value (NaN in E8M0) or does not fit the format.
-    #[error(
-        "exponent code {code:#x} is reserved or out of range for {exponent_bits}-bit exponents"
-    )]
+    #[error("exponent code {code:#x} is reserved or out of range for {exponent_bits}-bit exponents")]
     InvalidExponentCode {
         /// The code read.
         code: u8,
@@ -138,42 +136,21 @@ pub struct BfpFormat {
 
 impl BfpFormat {
     /// Microsoft MSFP12: block 16, 8-bit shared exponent, sign + 3 mantissa bits.
-    pub const MSFP12: BfpFormat = BfpFormat {
-        block_size: 16,
-        mantissa_bits: 4,
-        exponent_bits: 8,
-    };
+    pub const MSFP12: BfpFormat = BfpFormat { block_size: 16, mantissa_bits: 4, exponent_bits: 8 };
     /// Microsoft MSFP16: block 16, 8-bit shared exponent, sign + 7 mantissa bits.
-    pub const MSFP16: BfpFormat = BfpFormat {
-        block_size: 16,
-        mantissa_bits: 8,
-        exponent_bits: 8,
-    };
+    pub const MSFP16: BfpFormat = BfpFormat { block_size: 16, mantissa_bits: 8, exponent_bits: 8 };
     /// OCP Microscaling MXINT8 (MX v1.0): block 32, E8M0 scale, 8-bit two's-complement elements.
-    pub const MXINT8: BfpFormat = BfpFormat {
-        block_size: 32,
-        mantissa_bits: 8,
-        exponent_bits: 8,
-    };
+    pub const MXINT8: BfpFormat = BfpFormat { block_size: 32, mantissa_bits: 8, exponent_bits: 8 };
 
     /// The named presets, with the names [`FromStr`] accepts.
-    pub const PRESETS: [(&'static str, BfpFormat); 3] = [
-        ("msfp12", Self::MSFP12),
-        ("msfp16", Self::MSFP16),
-        ("mxint8", Self::MXINT8),
-    ];
+    pub const PRESETS: [(&'static str, BfpFormat); 3] =
+        [("msfp12", Self::MSFP12), ("msfp16", Self::MSFP16), ("mxint8", Self::MXINT8)];
 
     /// Makes a format, checking it is one the engine supports: block size in [`BLOCK_SIZES`], mantissa width
     /// in `2..=8` bits (sign included) and exponent width in `4..=8` bits.
-    pub fn new(
-        block_size: usize,
-        mantissa_bits: u32,
-        exponent_bits: u32,
-    ) -> Result<Self, BfpError> {
+    pub fn new(block_size: usize, mantissa_bits: u32, exponent_bits: u32) -> Result<Self, BfpError> {
         if !BLOCK_SIZES.contains(&block_size) {
-            return Err(BfpError::InvalidFormat(format!(
-                "block size {block_size} (supported: {BLOCK_SIZES:?})"
-            )));
+            return Err(BfpError::InvalidFormat(format!("block size {block_size} (supported: {BLOCK_SIZES:?})")));
         }
         if !(MIN_MANTISSA_BITS..=MAX_MANTISSA_BITS).contains(&mantissa_bits) {
             return Err(BfpError::InvalidFormat(format!(
@@ -185,11 +162,7 @@ impl BfpFormat {
                 "exponent width {exponent_bits} bits (supported: {MIN_EXPONENT_BITS}..={MAX_EXPONENT_BITS})"
             )));
         }
-        Ok(BfpFormat {
-            block_size,
-            mantissa_bits,
-            exponent_bits,
-        })
+        Ok(BfpFormat { block_size, mantissa_bits, exponent_bits })
     }
 
     /// Number of elements sharing one exponent.
@@ -252,10 +225,7 @@ impl BfpFormat {
     pub fn decode_exponent(&self, code: u8) -> Result<i32, BfpError> {
         let e = code as i32 - self.exponent_bias();
         if e > self.max_exponent() {
-            return Err(BfpError::InvalidExponentCode {
-                code,
-                exponent_bits: self.exponent_bits,
-            });
+            return Err(BfpError::InvalidExponentCode { code, exponent_bits: self.exponent_bits });
         }
         Ok(e)
     }
@@ -272,11 +242,7 @@ impl fmt::Display for BfpFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match Self::PRESETS.iter().find(|(_, p)| p == self) {
             Some((name, _)) => f.write_str(name),
-            None => write!(
-                f,
-                "bfp{}m{}e{}",
-                self.block_size, self.mantissa_bits, self.exponent_bits
-            ),
+            None => write!(f, "bfp{}m{}e{}", self.block_size, self.mantissa_bits, self.exponent_bits),
         }
     }
 }
@@ -387,89 +353,49 @@ pub struct BfpTensor {
 
 impl BfpTensor {
     /// Quantizes `values` (a whole number of blocks) with the given rounding.
-    pub fn quantize(
-        format: BfpFormat,
-        rounding: Rounding,
-        values: &[f32],
-    ) -> Result<Self, BfpError> {
+    pub fn quantize(format: BfpFormat, rounding: Rounding, values: &[f32]) -> Result<Self, BfpError> {
         let bs = format.block_size;
         if values.len() % bs != 0 {
-            return Err(BfpError::RaggedInput {
-                len: values.len(),
-                block_size: bs,
-            });
+            return Err(BfpError::RaggedInput { len: values.len(), block_size: bs });
         }
         let mut mantissas = vec![0i8; values.len()];
         let mut exponents = Vec::with_capacity(values.len() / bs);
-        for (b, (block, out)) in values
-            .chunks_exact(bs)
-            .zip(mantissas.chunks_exact_mut(bs))
-            .enumerate()
-        {
+        for (b, (block, out)) in values.chunks_exact(bs).zip(mantissas.chunks_exact_mut(bs)).enumerate() {
             let code = quantize_block_into(&format, rounding, block, out).map_err(|e| match e {
-                BfpError::NonFinite { index, value } => BfpError::NonFinite {
-                    index: b * bs + index,
-                    value,
-                },
+                BfpError::NonFinite { index, value } => BfpError::NonFinite { index: b * bs + index, value },
                 other => other,
             })?;
             exponents.push(code);
         }
-        Ok(BfpTensor {
-            format,
-            exponents,
-            mantissas,
-        })
+        Ok(BfpTensor { format, exponents, mantissas })
     }
 
     /// Quantizes IEEE half-precision values (converted exactly to `f32` first).
-    pub fn quantize_f16(
-        format: BfpFormat,
-        rounding: Rounding,
-        values: &[f16],
-    ) -> Result<Self, BfpError> {
+    pub fn quantize_f16(format: BfpFormat, rounding: Rounding, values: &[f16]) -> Result<Self, BfpError> {
         let v: Vec<f32> = values.iter().map(|x| x.to_f32()).collect();
         Self::quantize(format, rounding, &v)
     }
 
     /// Quantizes bfloat16 values (converted exactly to `f32` first).
-    pub fn quantize_bf16(
-        format: BfpFormat,
-        rounding: Rounding,
-        values: &[bf16],
-    ) -> Result<Self, BfpError> {
+    pub fn quantize_bf16(format: BfpFormat, rounding: Rounding, values: &[bf16]) -> Result<Self, BfpError> {
         let v: Vec<f32> = values.iter().map(|x| x.to_f32()).collect();
         Self::quantize(format, rounding, &v)
     }
 
     /// Builds a tensor from raw parts, checking every exponent code and mantissa fits the format.
-    pub fn from_parts(
-        format: BfpFormat,
-        exponents: Vec<u8>,
-        mantissas: Vec<i8>,
-    ) -> Result<Self, BfpError> {
+    pub fn from_parts(format: BfpFormat, exponents: Vec<u8>, mantissas: Vec<i8>) -> Result<Self, BfpError> {
         if mantissas.len() != exponents.len() * format.block_size {
-            return Err(BfpError::PackedLength {
-                got: mantissas.len(),
-                expected: exponents.len() * format.block_size,
-            });
+            return Err(BfpError::PackedLength { got: mantissas.len(), expected: exponents.len() * format.block_size });
         }
         for &code in &exponents {
             format.decode_exponent(code)?;
         }
         for &m in &mantissas {
             if (m as i32) < format.min_mantissa_code() || (m as i32) > format.max_mantissa() {
-                return Err(BfpError::MantissaOutOfRange {
-                    value: m as i32,
-                    mantissa_bits: format.mantissa_bits,
-                });
+                return Err(BfpError::MantissaOutOfRange { value: m as i32, mantissa_bits: format.mantissa_bits });
             }
         }
-        Ok(BfpTensor {
-            format,
-            exponents,
-            mantissas,
-        })
+        Ok(BfpTensor { format, exponents, mantissas })
     }
 
     /// The format of every block.
@@ -505,10 +431,7 @@ impl BfpTensor {
     /// Block `b` as an owned [`BfpBlock`].
     pub fn block(&self, b: usize) -> BfpBlock {
         let bs = self.format.block_size;
-        BfpBlock {
-            exponent_code: self.exponents[b],
-            mantissas: self.mantissas[b * bs..(b + 1) * bs].to_vec(),
-        }
+        BfpBlock { exponent_code: self.exponents[b], mantissas: self.mantissas[b * bs..(b + 1) * bs].to_vec() }
     }
 
     /// The shared exponent `E` of block `b`.
@@ -541,10 +464,8 @@ impl BfpTensor {
     /// Packs the mantissa plane as the engine reads it from host memory.
     pub fn pack_mantissas(&self) -> Vec<u8> {
         let mut out = vec![0u8; self.num_blocks() * self.format.mantissa_bytes()];
-        for (block, dst) in self
-            .mantissas
-            .chunks_exact(self.format.block_size)
-            .zip(out.chunks_exact_mut(self.format.mantissa_bytes()))
+        for (block, dst) in
+            self.mantissas.chunks_exact(self.format.block_size).zip(out.chunks_exact_mut(self.format.mantissa_bytes()))
         {
             pack_block_mantissas(&self.format, block, dst);
         }
@@ -552,22 +473,14 @@ impl BfpTensor {
     }
 
     /// Unpacks a tensor from its mantissa plane and exponent plane (as in host memory).
-    pub fn unpack(
-        format: BfpFormat,
-        mantissa_plane: &[u8],
-        exponent_plane: &[u8],
-    ) -> Result<Self, BfpError> {
+    pub fn unpack(format: BfpFormat, mantissa_plane: &[u8], exponent_plane: &[u8]) -> Result<Self, BfpError> {
         let expected = exponent_plane.len() * format.mantissa_bytes();
         if mantissa_plane.len() != expected {
-            return Err(BfpError::PackedLength {
-                got: mantissa_plane.len(),
-                expected,
-            });
+            return Err(BfpError::PackedLength { got: mantissa_plane.len(), expected });
         }
         let mut mantissas = vec![0i8; exponent_plane.len() * format.block_size];
-        for (src, dst) in mantissa_plane
-            .chunks_exact(format.mantissa_bytes())
-            .zip(mantissas.chunks_exact_mut(format.block_size))
+        for (src, dst) in
+            mantissa_plane.chunks_exact(format.mantissa_bytes()).zip(mantissas.chunks_exact_mut(format.block_size))
         {
             unpack_block_mantissas(&format, src, dst);
         }
@@ -614,27 +527,9 @@ mod tests {
 
     #[test]
     fn presets_match_their_specifications() {
-        assert_eq!(
-            (
-                BfpFormat::MSFP12.block_size(),
-                BfpFormat::MSFP12.mantissa_bits()
-            ),
-            (16, 4)
-        );
-        assert_eq!(
-            (
-                BfpFormat::MSFP16.block_size(),
-                BfpFormat::MSFP16.mantissa_bits()
-            ),
-            (16, 8)
-        );
-        assert_eq!(
-            (
-                BfpFormat::MXINT8.block_size(),
-                BfpFormat::MXINT8.mantissa_bits()
-            ),
-            (32, 8)
-        );
+        assert_eq!((BfpFormat::MSFP12.block_size(), BfpFormat::MSFP12.mantissa_bits()), (16, 4));
+        assert_eq!((BfpFormat::MSFP16.block_size(), BfpFormat::MSFP16.mantissa_bits()), (16, 8));
+        assert_eq!((BfpFormat::MXINT8.block_size(), BfpFormat::MXINT8.mantissa_bits()), (32, 8));
         // E8M0: exponents 2^-127 ..= 2^127, code 0xFF reserved.
         let f = BfpFormat::MXINT8;
         assert_eq!((f.min_exponent(), f.max_exponent()), (-127, 127));
@@ -644,14 +539,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for s in [
-            "msfp12",
-            "msfp16",
-            "mxint8",
-            "bfp8m2e4",
-            "bfp64m5e8",
-            "bfp32m6e7",
-        ] {
+        for s in ["msfp12", "msfp16", "mxint8", "bfp8m2e4", "bfp64m5e8", "bfp32m6e7"] {
             let f: BfpFormat = s.parse().unwrap();
             assert_eq!(f.to_string(), s);
         }
@@ -717,10 +605,7 @@ mod tests {
         let mut v = vec![1.0f32; 32];
         v[20] = f32::NAN;
         let err = BfpTensor::quantize(BfpFormat::MSFP16, Rounding::NearestEven, &v).unwrap_err();
-        assert!(
-            matches!(err, BfpError::NonFinite { index: 20, .. }),
-            "{err}"
-        );
+        assert!(matches!(err, BfpError::NonFinite { index: 20, .. }), "{err}");
         v[20] = f32::NEG_INFINITY;
         assert!(BfpTensor::quantize(BfpFormat::MSFP16, Rounding::NearestEven, &v).is_err());
         assert!(matches!(
@@ -745,9 +630,7 @@ mod tests {
     fn packing_round_trips_every_width_including_the_most_negative_code() {
         for mb in MIN_MANTISSA_BITS..=MAX_MANTISSA_BITS {
             let f = BfpFormat::new(16, mb, 8).unwrap();
-            let mants: Vec<i8> = (0..32)
-                .map(|i| (f.min_mantissa_code() + i % (1 << mb)) as i8)
-                .collect();
+            let mants: Vec<i8> = (0..32).map(|i| (f.min_mantissa_code() + i % (1 << mb)) as i8).collect();
             let t = BfpTensor::from_parts(f, vec![3, 200], mants.clone()).unwrap();
             let plane = t.pack_mantissas();
             assert_eq!(plane.len(), 2 * f.mantissa_bytes());
@@ -758,9 +641,7 @@ mod tests {
 
     #[test]
     fn half_precision_inputs() {
-        let v: Vec<f16> = (0..16)
-            .map(|i| f16::from_f32(i as f32 * 0.25 - 2.0))
-            .collect();
+        let v: Vec<f16> = (0..16).map(|i| f16::from_f32(i as f32 * 0.25 - 2.0)).collect();
         let t = BfpTensor::quantize_f16(BfpFormat::MSFP16, Rounding::NearestEven, &v).unwrap();
         // These values are exact in MSFP16 (E = 1, step 2^-5).
         assert_eq!(t.dequantize_f16(), v);

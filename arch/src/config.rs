@@ -93,21 +93,12 @@ impl EngineConfig {
 
     /// A large engine: 32×32 array, MXINT8 (block 32), for datacenter-class FPGAs.
     pub fn large_32x32() -> Self {
-        EngineConfig {
-            rows: 32,
-            cols: 32,
-            format: BfpFormat::MXINT8,
-            ..Self::default_16x16()
-        }
+        EngineConfig { rows: 32, cols: 32, format: BfpFormat::MXINT8, ..Self::default_16x16() }
     }
 
     /// The named presets, with the names [`FromStr`] accepts.
     pub fn presets() -> [(&'static str, EngineConfig); 3] {
-        [
-            ("tiny", Self::tiny()),
-            ("16x16", Self::default_16x16()),
-            ("32x32", Self::large_32x32()),
-        ]
+        [("tiny", Self::tiny()), ("16x16", Self::default_16x16()), ("32x32", Self::large_32x32())]
     }
 
     /// Same engine with another number format.
@@ -121,9 +112,7 @@ impl EngineConfig {
             if v.is_power_of_two() && (lo..=hi).contains(&v) {
                 Ok(())
             } else {
-                Err(ConfigError(format!(
-                    "{name} = {v}: must be a power of two in {lo}..={hi}"
-                )))
+                Err(ConfigError(format!("{name} = {v}: must be a power of two in {lo}..={hi}")))
             }
         };
         pow2_in("rows", self.rows, 2, 128)?;
@@ -140,23 +129,14 @@ impl EngineConfig {
         pow2_in("queue_depth", self.queue_depth, 2, 256)?;
         pow2_in("fetch_burst", self.fetch_burst, 1, 64)?;
         if self.dma_latency > 4095 || self.acc_latency > 255 || self.post_latency > 255 {
-            return Err(ConfigError(
-                "latencies must fit their register fields (DMA ≤ 4095, others ≤ 255)".into(),
-            ));
+            return Err(ConfigError("latencies must fit their register fields (DMA ≤ 4095, others ≤ 255)".into()));
         }
         if self.clock_mhz == 0 || self.clock_mhz > 4000 {
-            return Err(ConfigError(format!(
-                "clock_mhz = {}: must be 1..=4000",
-                self.clock_mhz
-            )));
+            return Err(ConfigError(format!("clock_mhz = {}: must be 1..=4000", self.clock_mhz)));
         }
         // Re-check the format: configurations can be built field by field.
-        BfpFormat::new(
-            self.format.block_size(),
-            self.format.mantissa_bits(),
-            self.format.exponent_bits(),
-        )
-        .map_err(|e| ConfigError(e.to_string()))?;
+        BfpFormat::new(self.format.block_size(), self.format.mantissa_bits(), self.format.exponent_bits())
+            .map_err(|e| ConfigError(e.to_string()))?;
         Ok(())
     }
 
@@ -210,25 +190,14 @@ impl FromStr for EngineConfig {
             Some((_, c)) => *c,
             None => {
                 let (r, c) = base.split_once('x').ok_or_else(|| {
-                    ConfigError(format!(
-                        "{s:?}: expected tiny, 16x16, 32x32 or RxC, optionally -FORMAT"
-                    ))
+                    ConfigError(format!("{s:?}: expected tiny, 16x16, 32x32 or RxC, optionally -FORMAT"))
                 })?;
-                let parse = |t: &str| {
-                    t.parse::<usize>()
-                        .map_err(|_| ConfigError(format!("{s:?}: bad array size")))
-                };
-                EngineConfig {
-                    rows: parse(r)?,
-                    cols: parse(c)?,
-                    ..Self::default_16x16()
-                }
+                let parse = |t: &str| t.parse::<usize>().map_err(|_| ConfigError(format!("{s:?}: bad array size")));
+                EngineConfig { rows: parse(r)?, cols: parse(c)?, ..Self::default_16x16() }
             }
         };
         if let Some(f) = format {
-            cfg.format = f
-                .parse()
-                .map_err(|e: crate::bfp::BfpError| ConfigError(e.to_string()))?;
+            cfg.format = f.parse().map_err(|e: crate::bfp::BfpError| ConfigError(e.to_string()))?;
         }
         cfg.validate()?;
         Ok(cfg)
@@ -253,10 +222,7 @@ mod tests {
         assert_eq!((c.rows, c.cols, c.format), (8, 32, BfpFormat::MSFP12));
         assert!("3x4".parse::<EngineConfig>().is_err());
         assert!("16x16-fp8".parse::<EngineConfig>().is_err());
-        let bad = EngineConfig {
-            act_entries: 100,
-            ..EngineConfig::tiny()
-        };
+        let bad = EngineConfig { act_entries: 100, ..EngineConfig::tiny() };
         assert!(bad.validate().unwrap_err().0.contains("act_entries"));
     }
 }

@@ -17,13 +17,7 @@ const PARALLEL_THRESHOLD_MACS: u64 = 1 << 21;
 
 /// Runs one GEMM instruction (already range-checked) over the engine's buffers. Returns the number of
 /// saturated accumulator additions.
-pub fn gemm(
-    format: &BfpFormat,
-    g: &Gemm,
-    act: &BlockBuffer,
-    wgt: &BlockBuffer,
-    acc: &mut [f32],
-) -> u64 {
+pub fn gemm(format: &BfpFormat, g: &Gemm, act: &BlockBuffer, wgt: &BlockBuffer, acc: &mut [f32]) -> u64 {
     let bs = format.block_size();
     let (m_total, n_size, kb) = (g.rows() as usize, g.n_size as usize, g.k_blocks() as usize);
     if m_total == 0 || n_size == 0 || kb == 0 {
@@ -42,28 +36,15 @@ pub fn gemm(
         .flat_map(|mo| {
             (0..g.m_inner as usize).map(move |mi| {
                 (
-                    g.act_base as usize
-                        + mo * g.act_m_outer_stride as usize
-                        + mi * g.act_m_inner_stride as usize,
-                    g.acc_base as usize
-                        + mo * g.acc_m_outer_stride as usize
-                        + mi * g.acc_m_inner_stride as usize,
+                    g.act_base as usize + mo * g.act_m_outer_stride as usize + mi * g.act_m_inner_stride as usize,
+                    g.acc_base as usize + mo * g.acc_m_outer_stride as usize + mi * g.acc_m_inner_stride as usize,
                 )
             })
         })
         .collect();
     // Weight exponents pre-biased: exponent of product = e_act + e_wgt − 2·bias − 2·fraction_bits.
     let offset = 2 * format.exponent_bias() + 2 * format.fraction_bits();
-    let ctx = Ctx {
-        bs,
-        kb,
-        n_size,
-        offset,
-        g,
-        act,
-        wgt,
-        k_offsets: &k_offsets,
-    };
+    let ctx = Ctx { bs, kb, n_size, offset, g, act, wgt, k_offsets: &k_offsets };
 
     // Results go to a dense M×N scratch, seeded with the accumulators' values, then back to the buffer.
     let mut out = vec![0.0f32; m_total * n_size];
@@ -74,9 +55,7 @@ pub fn gemm(
     }
     let macs = (m_total * n_size * kb * bs) as u64;
     let threads = if macs >= PARALLEL_THRESHOLD_MACS {
-        std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(m_total)
+        std::thread::available_parallelism().map_or(1, |n| n.get()).min(m_total)
     } else {
         1
     };
@@ -93,10 +72,7 @@ pub fn gemm(
                     s.spawn(move || ctx.rows(r, o))
                 })
                 .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("GEMM worker panicked"))
-                .sum()
+            handles.into_iter().map(|h| h.join().expect("GEMM worker panicked")).sum()
         })
     };
     for (row, &(_, acc_row)) in out.chunks_exact(n_size).zip(&rows) {
@@ -137,13 +113,7 @@ impl Ctx<'_> {
                 block_dots(bs, &a_mant, w_mant, &mut dots);
                 let mut sum = *slot;
                 for k in 0..kb {
-                    let s = accumulate(
-                        sum,
-                        Term {
-                            mantissa: dots[k],
-                            exponent: a_exp[k] + w_exp[k] as i32,
-                        },
-                    );
+                    let s = accumulate(sum, Term { mantissa: dots[k], exponent: a_exp[k] + w_exp[k] as i32 });
                     saturations += s.saturated as u64;
                     sum = s.value;
                 }
@@ -164,11 +134,7 @@ fn block_dots(bs: usize, a: &[i8], w: &[i8], dots: &mut [i32]) {
         32 => dots_fixed::<32>(a, w, dots),
         64 => dots_fixed::<64>(a, w, dots),
         _ => {
-            for ((d, ab), wb) in dots
-                .iter_mut()
-                .zip(a.chunks_exact(bs))
-                .zip(w.chunks_exact(bs))
-            {
+            for ((d, ab), wb) in dots.iter_mut().zip(a.chunks_exact(bs)).zip(w.chunks_exact(bs)) {
                 *d = ab.iter().zip(wb).map(|(&x, &y)| x as i32 * y as i32).sum();
             }
         }
@@ -177,11 +143,7 @@ fn block_dots(bs: usize, a: &[i8], w: &[i8], dots: &mut [i32]) {
 
 #[inline]
 fn dots_fixed<const BS: usize>(a: &[i8], w: &[i8], dots: &mut [i32]) {
-    for ((d, ab), wb) in dots
-        .iter_mut()
-        .zip(a.chunks_exact(BS))
-        .zip(w.chunks_exact(BS))
-    {
+    for ((d, ab), wb) in dots.iter_mut().zip(a.chunks_exact(BS)).zip(w.chunks_exact(BS)) {
         let ab: &[i8; BS] = ab.try_into().expect("block");
         let wb: &[i8; BS] = wb.try_into().expect("block");
         let mut s = 0i32;

@@ -13,14 +13,9 @@
 use thiserror::Error;
 
 use crate::accum::{accumulate, accumulator_input, Term};
-use crate::bfp::{
-    pack_block_mantissas, quantize_block_into, unpack_block_mantissas, BfpFormat, Rounding,
-};
-use crate::config::EngineConfig;
-use crate::isa::{
-    Activation, Buffer, Gemm, Instruction, IsaError, Load, Op, Post, Stage, Store,
-    INSTRUCTION_BYTES,
-};
+use crate::bfp::{pack_block_mantissas, quantize_block_into, unpack_block_mantissas, BfpFormat, Rounding};
+use crate::config::{ConfigError, EngineConfig};
+use crate::isa::{Activation, Buffer, Gemm, Instruction, IsaError, Load, Op, Post, Stage, Store, INSTRUCTION_BYTES};
 use crate::regs::ErrorCode;
 use crate::timing::{self, Timing};
 
@@ -111,11 +106,7 @@ pub struct BlockBuffer {
 
 impl BlockBuffer {
     fn new(entries: usize, block_size: usize) -> Self {
-        BlockBuffer {
-            block_size,
-            exponents: vec![0; entries],
-            mantissas: vec![0; entries * block_size],
-        }
+        BlockBuffer { block_size, exponents: vec![0; entries], mantissas: vec![0; entries * block_size] }
     }
 
     /// Number of entries.
@@ -167,12 +158,19 @@ fn engine_fault<T>(code: ErrorCode, message: String) -> Fallible<T> {
 }
 
 impl Engine {
-    /// A reset engine. Panics if the configuration is invalid; use [`EngineConfig::validate`] first for
-    /// untrusted configurations.
+    /// A reset engine for a configuration already known to be valid (a preset, or one parsed or validated).
+    ///
+    /// # Panics
+    /// If the configuration is invalid; use [`Engine::try_new`] for configurations from users.
     pub fn new(config: EngineConfig) -> Self {
-        config.validate().expect("valid engine configuration");
+        Self::try_new(config).expect("valid engine configuration")
+    }
+
+    /// A reset engine, or the reason the configuration cannot be built.
+    pub fn try_new(config: EngineConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
         let bs = config.format.block_size();
-        Engine {
+        Ok(Engine {
             config,
             kernel: Kernel::Reference,
             act: BlockBuffer::new(config.act_entries, bs),
@@ -180,7 +178,7 @@ impl Engine {
             out: BlockBuffer::new(config.out_entries, bs),
             acc: vec![0.0; config.acc_entries],
             counters: Counters::default(),
-        }
+        })
     }
 
     /// The configuration.
@@ -218,11 +216,7 @@ impl Engine {
         head: u32,
         tail: u32,
     ) -> Result<RunReport, ExecError> {
-        let err = |pc: usize, code, message: String| ExecError {
-            fault: Fault::Engine(code),
-            pc,
-            message,
-        };
+        let err = |pc: usize, code, message: String| ExecError { fault: Fault::Engine(code), pc, message };
         if cq_size == 0 || !cq_size.is_power_of_two() || head >= cq_size || tail >= cq_size {
             return Err(err(
                 0,
@@ -235,15 +229,9 @@ impl Engine {
         for i in 0..count {
             let slot = (head as usize + i) % cq_size as usize;
             let at = cq_base as usize + slot * INSTRUCTION_BYTES;
-            let bytes: &[u8; INSTRUCTION_BYTES] = mem
-                .get(at..at + INSTRUCTION_BYTES)
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(|| {
-                    err(
-                        i,
-                        ErrorCode::DmaOutOfBounds,
-                        format!("ring slot {slot} at {at:#x} is outside the DMA window"),
-                    )
+            let bytes: &[u8; INSTRUCTION_BYTES] =
+                mem.get(at..at + INSTRUCTION_BYTES).and_then(|b| b.try_into().ok()).ok_or_else(|| {
+                    err(i, ErrorCode::DmaOutOfBounds, format!("ring slot {slot} at {at:#x} is outside the DMA window"))
                 })?;
             let inst = Instruction::from_bytes(bytes)
                 .map_err(|e: IsaError| err(i, ErrorCode::IllegalInstruction, e.to_string()))?;
@@ -259,8 +247,7 @@ impl Engine {
         head: usize,
         mem: &mut [u8],
     ) -> Result<RunReport, ExecError> {
-        let at =
-            |pc: usize| move |(fault, message): (Fault, String)| ExecError { fault, pc, message };
+        let at = |pc: usize| move |(fault, message): (Fault, String)| ExecError { fault, pc, message };
         match program.iter().position(|i| i.op == Op::Finish) {
             Some(p) if p + 1 == program.len() => {}
             _ => {
@@ -273,32 +260,18 @@ impl Engine {
         }
         let mut clock = timing::Clock::new(self.config, program.len(), ring_size, head);
         let mut races = RaceChecker::default();
-        let mut report = RunReport {
-            counters: Counters::default(),
-            timeline: Vec::with_capacity(program.len()),
-        };
+        let mut report = RunReport { counters: Counters::default(), timeline: Vec::with_capacity(program.len()) };
         for (pc, inst) in program.iter().enumerate() {
             inst.validate().map_err(|e| ExecError {
                 fault: Fault::Engine(ErrorCode::IllegalInstruction),
                 pc,
                 message: e.to_string(),
             })?;
-            let t = clock
-                .schedule(inst)
-                .map_err(|(code, m)| at(pc)((Fault::Engine(code), m)))?;
+            let t = clock.schedule(inst).map_err(|(code, m)| at(pc)((Fault::Engine(code), m)))?;
             if let Some(stage) = inst.stage() {
-                races
-                    .check(
-                        pc,
-                        stage,
-                        t,
-                        &self.footprint(inst),
-                        clock.earliest_next_start(),
-                    )
-                    .map_err(at(pc))?;
+                races.check(pc, stage, t, &self.footprint(inst), clock.earliest_next_start()).map_err(at(pc))?;
             }
-            self.apply(inst, mem, &mut report.counters)
-                .map_err(at(pc))?;
+            self.apply(inst, mem, &mut report.counters).map_err(at(pc))?;
             let cost = t.end - t.start;
             match inst.stage() {
                 Some(Stage::Load) => report.counters.load_busy += cost,
@@ -309,9 +282,7 @@ impl Engine {
             report.counters.instructions += 1;
             report.timeline.push(t);
         }
-        clock
-            .check_token_capacity()
-            .map_err(|(code, m)| at(program.len() - 1)((Fault::Engine(code), m)))?;
+        clock.check_token_capacity().map_err(|(code, m)| at(program.len() - 1)((Fault::Engine(code), m)))?;
         report.counters.cycles = report.timeline.last().map_or(0, |t| t.end);
         let c = &mut self.counters;
         let r = report.counters;
@@ -328,12 +299,7 @@ impl Engine {
     }
 
     /// Applies one instruction's effect on buffers and memory.
-    fn apply(
-        &mut self,
-        inst: &Instruction,
-        mem: &mut [u8],
-        counters: &mut Counters,
-    ) -> Fallible<()> {
+    fn apply(&mut self, inst: &Instruction, mem: &mut [u8], counters: &mut Counters) -> Fallible<()> {
         match &inst.op {
             Op::Load(l) => self.load(l, mem, counters),
             Op::Store(s) => self.store(s, mem, counters),
@@ -365,21 +331,15 @@ impl Engine {
         let [top, bottom, left, right] = l.pad.map(usize::from);
         let row = left + l.x_size as usize + right;
         let rows = top + l.y_size as usize + bottom;
-        check_range(
-            self.buffer_len(l.buffer),
-            l.sram_base as usize,
-            rows * row,
-            "LOAD destination",
-        )?;
+        check_range(self.buffer_len(l.buffer), l.sram_base as usize, rows * row, "LOAD destination")?;
         let format = self.config.format;
         let mb = format.mantissa_bytes();
         for yy in 0..rows {
             for xx in 0..row {
                 let entry = l.sram_base as usize + yy * row + xx;
-                let data = (top..top + l.y_size as usize).contains(&yy)
-                    && (left..left + l.x_size as usize).contains(&xx);
-                let host =
-                    ((yy.wrapping_sub(top)) * l.x_stride as usize + xx.wrapping_sub(left)) as u64;
+                let data =
+                    (top..top + l.y_size as usize).contains(&yy) && (left..left + l.x_size as usize).contains(&xx);
+                let host = ((yy.wrapping_sub(top)) * l.x_stride as usize + xx.wrapping_sub(left)) as u64;
                 if l.buffer == Buffer::Acc {
                     self.acc[entry] = if data {
                         let raw = dma_read(mem, l.dram_addr as u64 + host * 4, 4)?;
@@ -396,9 +356,7 @@ impl Engine {
                 let buf = self.block_buffer_mut(l.buffer);
                 if data {
                     let code = dma_read(mem, l.exp_addr as u64 + host, 1)?[0];
-                    format
-                        .decode_exponent(code)
-                        .map_err(|e| (Fault::Engine(ErrorCode::BadExponent), e.to_string()))?;
+                    format.decode_exponent(code).map_err(|e| (Fault::Engine(ErrorCode::BadExponent), e.to_string()))?;
                     let src = dma_read(mem, l.dram_addr as u64 + host * mb as u64, mb)?;
                     buf.exponents[entry] = code;
                     unpack_block_mantissas(&format, src, buf.block_mut(entry));
@@ -408,19 +366,13 @@ impl Engine {
                 }
             }
         }
-        counters.load_bytes +=
-            l.y_size as u64 * l.x_size as u64 * timing::entry_bytes(&self.config, l.buffer);
+        counters.load_bytes += l.y_size as u64 * l.x_size as u64 * timing::entry_bytes(&self.config, l.buffer);
         Ok(())
     }
 
     fn store(&mut self, s: &Store, mem: &mut [u8], counters: &mut Counters) -> Fallible<()> {
         let (y, x) = (s.y_size as usize, s.x_size as usize);
-        check_range(
-            self.buffer_len(s.buffer),
-            s.sram_base as usize,
-            y * x,
-            "STORE source",
-        )?;
+        check_range(self.buffer_len(s.buffer), s.sram_base as usize, y * x, "STORE source")?;
         let format = self.config.format;
         let mb = format.mantissa_bytes();
         let mut packed = vec![0u8; mb];
@@ -429,11 +381,7 @@ impl Engine {
                 let entry = s.sram_base as usize + yy * x + xx;
                 let host = (yy * s.x_stride as usize + xx) as u64;
                 if s.buffer == Buffer::Acc {
-                    dma_write(
-                        mem,
-                        s.dram_addr as u64 + host * 4,
-                        &self.acc[entry].to_le_bytes(),
-                    )?;
+                    dma_write(mem, s.dram_addr as u64 + host * 4, &self.acc[entry].to_le_bytes())?;
                 } else {
                     pack_block_mantissas(&format, self.out.block(entry), &mut packed);
                     dma_write(mem, s.dram_addr as u64 + host * mb as u64, &packed)?;
@@ -450,32 +398,13 @@ impl Engine {
             return Ok(());
         }
         let fp = gemm_footprint(g);
-        check_range(
-            self.act.len(),
-            fp.act.0,
-            fp.act.1 - fp.act.0,
-            "GEMM activations",
-        )?;
-        check_range(
-            self.wgt.len(),
-            fp.wgt.0,
-            fp.wgt.1 - fp.wgt.0,
-            "GEMM weights",
-        )?;
-        check_range(
-            self.acc.len(),
-            fp.acc.0,
-            fp.acc.1 - fp.acc.0,
-            "GEMM accumulators",
-        )?;
+        check_range(self.act.len(), fp.act.0, fp.act.1 - fp.act.0, "GEMM activations")?;
+        check_range(self.wgt.len(), fp.wgt.0, fp.wgt.1 - fp.wgt.0, "GEMM weights")?;
+        check_range(self.acc.len(), fp.acc.0, fp.acc.1 - fp.acc.0, "GEMM accumulators")?;
         check_no_alias(g, self.acc.len())?;
         counters.saturations += match self.kernel {
-            Kernel::Reference => {
-                reference_gemm(&self.config.format, g, &self.act, &self.wgt, &mut self.acc)
-            }
-            Kernel::Fast => {
-                crate::fast::gemm(&self.config.format, g, &self.act, &self.wgt, &mut self.acc)
-            }
+            Kernel::Reference => reference_gemm(&self.config.format, g, &self.act, &self.wgt, &mut self.acc),
+            Kernel::Fast => crate::fast::gemm(&self.config.format, g, &self.act, &self.wgt, &mut self.acc),
         };
         counters.macs += timing::gemm_macs(&self.config, g);
         Ok(())
@@ -489,39 +418,18 @@ impl Engine {
             return Ok(());
         }
         let cols = nb * bs;
-        let span = |base: u16, stride: u16, width: usize| {
-            (m_size - 1) * stride as usize + width + base as usize
-        };
-        check_range(
-            self.acc.len(),
-            p.acc_base as usize,
-            span(0, p.acc_m_stride, cols),
-            "POST accumulators",
-        )?;
+        let span = |base: u16, stride: u16, width: usize| (m_size - 1) * stride as usize + width + base as usize;
+        check_range(self.acc.len(), p.acc_base as usize, span(0, p.acc_m_stride, cols), "POST accumulators")?;
         if p.bias {
             check_range(self.acc.len(), p.bias_base as usize, cols, "POST bias")?;
         }
         if p.residual {
-            check_range(
-                self.act.len(),
-                p.res_base as usize,
-                span(0, p.res_m_stride, nb),
-                "POST residual",
-            )?;
+            check_range(self.act.len(), p.res_base as usize, span(0, p.res_m_stride, nb), "POST residual")?;
         }
         if !p.to_acc {
-            check_range(
-                self.out.len(),
-                p.out_base as usize,
-                span(0, p.out_m_stride, nb),
-                "POST output",
-            )?;
+            check_range(self.out.len(), p.out_base as usize, span(0, p.out_m_stride, nb), "POST output")?;
         }
-        let rounding = if p.round_away {
-            Rounding::NearestAway
-        } else {
-            Rounding::NearestEven
-        };
+        let rounding = if p.round_away { Rounding::NearestAway } else { Rounding::NearestEven };
         let mut values = vec![0.0f32; bs];
         let mut mantissas = vec![0i8; bs];
         for m in 0..m_size {
@@ -536,10 +444,7 @@ impl Engine {
                     }
                     if p.residual {
                         let e = p.res_base as usize + m * p.res_m_stride as usize + b;
-                        let s = accumulate(
-                            x,
-                            residual_term(&format, self.act.exponents[e], self.act.block(e)[i]),
-                        );
+                        let s = accumulate(x, residual_term(&format, self.act.exponents[e], self.act.block(e)[i]));
                         counters.saturations += s.saturated as u64;
                         x = s.value;
                     }
@@ -566,30 +471,15 @@ impl Engine {
         let mut v = Vec::new();
         let mut add = |buffer, lo: usize, len: usize, write| {
             if len > 0 {
-                v.push(Access {
-                    buffer,
-                    lo,
-                    hi: lo + len,
-                    write,
-                });
+                v.push(Access { buffer, lo, hi: lo + len, write });
             }
         };
         match &inst.op {
             Op::Load(l) => {
                 let [t, b, le, r] = l.pad.map(usize::from);
-                add(
-                    l.buffer,
-                    l.sram_base as usize,
-                    (t + l.y_size as usize + b) * (le + l.x_size as usize + r),
-                    true,
-                );
+                add(l.buffer, l.sram_base as usize, (t + l.y_size as usize + b) * (le + l.x_size as usize + r), true);
             }
-            Op::Store(s) => add(
-                s.buffer,
-                s.sram_base as usize,
-                s.y_size as usize * s.x_size as usize,
-                false,
-            ),
+            Op::Store(s) => add(s.buffer, s.sram_base as usize, s.y_size as usize * s.x_size as usize, false),
             Op::Gemm(g) if g.rows() > 0 && g.n_size > 0 && g.k_blocks() > 0 => {
                 let fp = gemm_footprint(g);
                 add(Buffer::Act, fp.act.0, fp.act.1 - fp.act.0, false);
@@ -598,30 +488,15 @@ impl Engine {
             }
             Op::Post(p) if p.m_size > 0 && p.n_blocks > 0 => {
                 let (m, nb) = (p.m_size as usize - 1, p.n_blocks as usize);
-                add(
-                    Buffer::Acc,
-                    p.acc_base as usize,
-                    m * p.acc_m_stride as usize + nb * bs,
-                    p.to_acc,
-                );
+                add(Buffer::Acc, p.acc_base as usize, m * p.acc_m_stride as usize + nb * bs, p.to_acc);
                 if p.bias {
                     add(Buffer::Acc, p.bias_base as usize, nb * bs, false);
                 }
                 if p.residual {
-                    add(
-                        Buffer::Act,
-                        p.res_base as usize,
-                        m * p.res_m_stride as usize + nb,
-                        false,
-                    );
+                    add(Buffer::Act, p.res_base as usize, m * p.res_m_stride as usize + nb, false);
                 }
                 if !p.to_acc {
-                    add(
-                        Buffer::Out,
-                        p.out_base as usize,
-                        m * p.out_m_stride as usize + nb,
-                        true,
-                    );
+                    add(Buffer::Out, p.out_base as usize, m * p.out_m_stride as usize + nb, true);
                 }
             }
             _ => {}
@@ -633,10 +508,7 @@ impl Engine {
 /// The residual element `mantissa · 2^(E − fraction_bits)` as an accumulator term.
 fn residual_term(format: &BfpFormat, code: u8, mantissa: i8) -> Term {
     let e = code as i32 - format.exponent_bias();
-    Term {
-        mantissa: mantissa as i32,
-        exponent: e - format.fraction_bits(),
-    }
+    Term { mantissa: mantissa as i32, exponent: e - format.fraction_bits() }
 }
 
 /// Applies POST's activation function.
@@ -657,16 +529,8 @@ pub(crate) struct GemmFootprint {
 
 pub(crate) fn gemm_footprint(g: &Gemm) -> GemmFootprint {
     let last = |n: u64| n as usize - 1;
-    let (mo, mi, n) = (
-        last(g.m_outer as u64),
-        last(g.m_inner as u64),
-        last(g.n_size as u64),
-    );
-    let (ko, km, ki) = (
-        last(g.k_outer as u64),
-        last(g.k_mid as u64),
-        last(g.k_inner as u64),
-    );
+    let (mo, mi, n) = (last(g.m_outer as u64), last(g.m_inner as u64), last(g.n_size as u64));
+    let (ko, km, ki) = (last(g.k_outer as u64), last(g.k_mid as u64), last(g.k_inner as u64));
     let act_hi = g.act_base as usize
         + mo * g.act_m_outer_stride as usize
         + mi * g.act_m_inner_stride as usize
@@ -674,10 +538,7 @@ pub(crate) fn gemm_footprint(g: &Gemm) -> GemmFootprint {
         + km * g.act_k_mid_stride as usize
         + ki;
     let wgt_hi = g.wgt_base as usize + n * g.wgt_n_stride as usize + g.k_blocks() as usize - 1;
-    let acc_hi = g.acc_base as usize
-        + mo * g.acc_m_outer_stride as usize
-        + mi * g.acc_m_inner_stride as usize
-        + n;
+    let acc_hi = g.acc_base as usize + mo * g.acc_m_outer_stride as usize + mi * g.acc_m_inner_stride as usize + n;
     GemmFootprint {
         act: (g.act_base as usize, act_hi + 1),
         wgt: (g.wgt_base as usize, wgt_hi + 1),
@@ -686,23 +547,15 @@ pub(crate) fn gemm_footprint(g: &Gemm) -> GemmFootprint {
 }
 
 /// The reference GEMM: the ISA's definition as a loop nest. Returns the number of saturated additions.
-pub fn reference_gemm(
-    format: &BfpFormat,
-    g: &Gemm,
-    act: &BlockBuffer,
-    wgt: &BlockBuffer,
-    acc: &mut [f32],
-) -> u64 {
+pub fn reference_gemm(format: &BfpFormat, g: &Gemm, act: &BlockBuffer, wgt: &BlockBuffer, acc: &mut [f32]) -> u64 {
     let two_fraction = 2 * format.fraction_bits();
     let bias = format.exponent_bias();
     let mut saturations = 0;
     for mo in 0..g.m_outer as usize {
         for mi in 0..g.m_inner as usize {
             for n in 0..g.n_size as usize {
-                let a_idx = g.acc_base as usize
-                    + mo * g.acc_m_outer_stride as usize
-                    + mi * g.acc_m_inner_stride as usize
-                    + n;
+                let a_idx =
+                    g.acc_base as usize + mo * g.acc_m_outer_stride as usize + mi * g.acc_m_inner_stride as usize + n;
                 let mut sum = if g.reset { 0.0 } else { acc[a_idx] };
                 let mut k = 0;
                 for ko in 0..g.k_outer as usize {
@@ -716,22 +569,11 @@ pub fn reference_gemm(
                                 + ki;
                             let we = g.wgt_base as usize + n * g.wgt_n_stride as usize + k;
                             k += 1;
-                            let dot: i32 = act
-                                .block(ae)
-                                .iter()
-                                .zip(wgt.block(we))
-                                .map(|(&a, &w)| a as i32 * w as i32)
-                                .sum();
-                            let exponent = act.exponents[ae] as i32 + wgt.exponents[we] as i32
-                                - 2 * bias
-                                - two_fraction;
-                            let s = accumulate(
-                                sum,
-                                Term {
-                                    mantissa: dot,
-                                    exponent,
-                                },
-                            );
+                            let dot: i32 =
+                                act.block(ae).iter().zip(wgt.block(we)).map(|(&a, &w)| a as i32 * w as i32).sum();
+                            let exponent =
+                                act.exponents[ae] as i32 + wgt.exponents[we] as i32 - 2 * bias - two_fraction;
+                            let s = accumulate(sum, Term { mantissa: dot, exponent });
                             saturations += s.saturated as u64;
                             sum = s.value;
                         }
@@ -748,10 +590,7 @@ fn check_range(len: usize, base: usize, count: usize, what: &str) -> Fallible<()
     if base + count > len {
         return engine_fault(
             ErrorCode::BufferOutOfRange,
-            format!(
-                "{what}: entries {base}..{} exceed the buffer's {len} entries",
-                base + count
-            ),
+            format!("{what}: entries {base}..{} exceed the buffer's {len} entries", base + count),
         );
     }
     Ok(())
@@ -759,8 +598,7 @@ fn check_range(len: usize, base: usize, count: usize, what: &str) -> Fallible<()
 
 /// Rejects a GEMM in which two `(m, n)` pairs share an accumulator (their order would be undefined).
 fn check_no_alias(g: &Gemm, acc_len: usize) -> Fallible<()> {
-    let rows_disjoint =
-        |count: u16, stride: u16, width: usize| count <= 1 || stride as usize >= width;
+    let rows_disjoint = |count: u16, stride: u16, width: usize| count <= 1 || stride as usize >= width;
     let inner_width = (g.m_inner as usize - 1) * g.acc_m_inner_stride as usize + g.n_size as usize;
     if rows_disjoint(g.m_inner, g.acc_m_inner_stride, g.n_size as usize)
         && rows_disjoint(g.m_outer, g.acc_m_outer_stride, inner_width)
@@ -772,15 +610,10 @@ fn check_no_alias(g: &Gemm, acc_len: usize) -> Fallible<()> {
     for mo in 0..g.m_outer as usize {
         for mi in 0..g.m_inner as usize {
             for n in 0..g.n_size as usize {
-                let i = g.acc_base as usize
-                    + mo * g.acc_m_outer_stride as usize
-                    + mi * g.acc_m_inner_stride as usize
-                    + n;
+                let i =
+                    g.acc_base as usize + mo * g.acc_m_outer_stride as usize + mi * g.acc_m_inner_stride as usize + n;
                 if std::mem::replace(&mut seen[i], true) {
-                    return Err((
-                        Fault::Undefined,
-                        format!("GEMM writes accumulator {i} twice (aliasing rows)"),
-                    ));
+                    return Err((Fault::Undefined, format!("GEMM writes accumulator {i} twice (aliasing rows)")));
                 }
             }
         }
@@ -794,10 +627,7 @@ fn dma_read(mem: &[u8], addr: u64, len: usize) -> Fallible<&[u8]> {
         Some(s) => Ok(s),
         None => engine_fault(
             ErrorCode::DmaOutOfBounds,
-            format!(
-                "DMA read of {len} bytes at {addr:#x} is outside the {}-byte window",
-                mem.len()
-            ),
+            format!("DMA read of {len} bytes at {addr:#x} is outside the {}-byte window", mem.len()),
         ),
     }
 }
@@ -805,20 +635,14 @@ fn dma_read(mem: &[u8], addr: u64, len: usize) -> Fallible<&[u8]> {
 fn dma_write(mem: &mut [u8], addr: u64, data: &[u8]) -> Fallible<()> {
     let window = mem.len();
     let start = usize::try_from(addr).unwrap_or(usize::MAX);
-    match start
-        .checked_add(data.len())
-        .and_then(|end| mem.get_mut(start..end))
-    {
+    match start.checked_add(data.len()).and_then(|end| mem.get_mut(start..end)) {
         Some(s) => {
             s.copy_from_slice(data);
             Ok(())
         }
         None => engine_fault(
             ErrorCode::DmaOutOfBounds,
-            format!(
-                "DMA write of {} bytes at {addr:#x} is outside the {window}-byte window",
-                data.len()
-            ),
+            format!("DMA write of {} bytes at {addr:#x} is outside the {window}-byte window", data.len()),
         ),
     }
 }
@@ -840,18 +664,10 @@ struct RaceChecker {
 }
 
 impl RaceChecker {
-    fn check(
-        &mut self,
-        pc: usize,
-        stage: Stage,
-        t: Timing,
-        accesses: &[Access],
-        horizon: u64,
-    ) -> Fallible<()> {
+    fn check(&mut self, pc: usize, stage: Stage, t: Timing, accesses: &[Access], horizon: u64) -> Fallible<()> {
         for a in accesses {
             for (b, b_stage, b_end, b_pc) in &self.live {
-                let overlap =
-                    a.buffer == b.buffer && a.lo < b.hi && b.lo < a.hi && (a.write || b.write);
+                let overlap = a.buffer == b.buffer && a.lo < b.hi && b.lo < a.hi && (a.write || b.write);
                 if overlap && *b_stage != stage && t.start < *b_end {
                     return Err((
                         Fault::Undefined,
@@ -868,8 +684,7 @@ impl RaceChecker {
                 }
             }
         }
-        self.live
-            .extend(accesses.iter().map(|&a| (a, stage, t.end, pc)));
+        self.live.extend(accesses.iter().map(|&a| (a, stage, t.end, pc)));
         // No future instruction starts before `horizon`, so accesses ending by then can never conflict again.
         self.live.retain(|(_, _, end, _)| *end > horizon);
         Ok(())

@@ -80,12 +80,7 @@ impl Field {
     }
 
     fn put(&self, w: &mut [u64; 4], value: u64) {
-        debug_assert!(
-            value <= self.max(),
-            "{} = {value} overflows {} bits",
-            self.name,
-            self.width
-        );
+        debug_assert!(value <= self.max(), "{} = {value} overflows {} bits", self.name, self.width);
         w[(self.lsb / 64) as usize] |= (value & self.max()) << (self.lsb % 64);
     }
 }
@@ -132,6 +127,10 @@ pub mod mem {
     pub const PAD_LEFT: Field = Field::new("pad_left", 152, 4);
     /// Zero entries written right of each row (LOAD only).
     pub const PAD_RIGHT: Field = Field::new("pad_right", 156, 4);
+    /// The fields LOAD and STORE share, in bit order.
+    pub const TRANSFER: [Field; 7] = [BUFFER, SRAM_BASE, Y_SIZE, X_SIZE, DRAM_ADDR, EXP_ADDR, X_STRIDE];
+    /// LOAD's padding fields: top, bottom, left, right.
+    pub const PADDING: [Field; 4] = [PAD_TOP, PAD_BOTTOM, PAD_LEFT, PAD_RIGHT];
 }
 
 /// Fields of GEMM.
@@ -233,14 +232,8 @@ pub enum Opcode {
 
 impl Opcode {
     /// Every opcode.
-    pub const ALL: [Opcode; 6] = [
-        Opcode::Load,
-        Opcode::Gemm,
-        Opcode::Post,
-        Opcode::Store,
-        Opcode::Sync,
-        Opcode::Finish,
-    ];
+    pub const ALL: [Opcode; 6] =
+        [Opcode::Load, Opcode::Gemm, Opcode::Post, Opcode::Store, Opcode::Sync, Opcode::Finish];
 
     /// The mnemonic used in documentation and disassembly.
     pub fn mnemonic(self) -> &'static str {
@@ -255,10 +248,7 @@ impl Opcode {
     }
 
     fn from_bits(v: u8) -> Result<Opcode, IsaError> {
-        Opcode::ALL
-            .into_iter()
-            .find(|o| *o as u8 == v)
-            .ok_or(IsaError::UnknownOpcode(v))
+        Opcode::ALL.into_iter().find(|o| *o as u8 == v).ok_or(IsaError::UnknownOpcode(v))
     }
 }
 
@@ -266,28 +256,8 @@ impl Opcode {
 pub fn layout(op: Opcode) -> Vec<Field> {
     let mut f = header::ALL.to_vec();
     match op {
-        Opcode::Load => f.extend([
-            mem::BUFFER,
-            mem::SRAM_BASE,
-            mem::Y_SIZE,
-            mem::X_SIZE,
-            mem::DRAM_ADDR,
-            mem::EXP_ADDR,
-            mem::X_STRIDE,
-            mem::PAD_TOP,
-            mem::PAD_BOTTOM,
-            mem::PAD_LEFT,
-            mem::PAD_RIGHT,
-        ]),
-        Opcode::Store => f.extend([
-            mem::BUFFER,
-            mem::SRAM_BASE,
-            mem::Y_SIZE,
-            mem::X_SIZE,
-            mem::DRAM_ADDR,
-            mem::EXP_ADDR,
-            mem::X_STRIDE,
-        ]),
+        Opcode::Load => f.extend(mem::TRANSFER.iter().chain(&mem::PADDING)),
+        Opcode::Store => f.extend(mem::TRANSFER),
         Opcode::Gemm => f.extend([
             gemm::RESET,
             gemm::ACT_BASE,
@@ -349,12 +319,9 @@ impl Stage {
             0 => Ok(Stage::Load),
             1 => Ok(Stage::Compute),
             2 => Ok(Stage::Store),
-            _ => Err(IsaError::BadField {
-                opcode: "SYNC",
-                field: "stage",
-                value: v,
-                why: "0 load, 1 compute, 2 store",
-            }),
+            _ => {
+                Err(IsaError::BadField { opcode: "SYNC", field: "stage", value: v, why: "0 load, 1 compute, 2 store" })
+            }
         }
     }
 }
@@ -398,12 +365,7 @@ pub struct Deps {
 
 impl Deps {
     /// No tokens.
-    pub const NONE: Deps = Deps {
-        pop_prev: false,
-        pop_next: false,
-        push_prev: false,
-        push_next: false,
-    };
+    pub const NONE: Deps = Deps { pop_prev: false, pop_next: false, push_prev: false, push_next: false };
 }
 
 /// LOAD: host memory → ACT, WGT or ACC buffer, with optional zero padding around a 2-D window.
@@ -614,10 +576,7 @@ pub struct Instruction {
 impl Instruction {
     /// An instruction with no dependency flags.
     pub fn new(op: Op) -> Self {
-        Instruction {
-            op,
-            deps: Deps::NONE,
-        }
+        Instruction { op, deps: Deps::NONE }
     }
 
     /// The same instruction with the given flags.
@@ -652,14 +611,7 @@ impl Instruction {
     /// padding and dependency flags towards stages that exist.
     pub fn validate(&self) -> Result<(), IsaError> {
         let name = self.opcode().mnemonic();
-        let bad = |field, value: u64, why| {
-            Err(IsaError::BadField {
-                opcode: name,
-                field,
-                value,
-                why,
-            })
-        };
+        let bad = |field, value: u64, why| Err(IsaError::BadField { opcode: name, field, value, why });
         match &self.op {
             Op::Load(l) => {
                 if l.buffer == Buffer::Out {
@@ -680,18 +632,14 @@ impl Instruction {
                     return bad("exp_addr", s.exp_addr as u64, "must be 0 for ACC");
                 }
             }
-            Op::Post(p) if p.activation as u8 > 2 => {
-                return bad("activation", p.activation as u64, "0, 1 or 2")
-            }
+            Op::Post(p) if p.activation as u8 > 2 => return bad("activation", p.activation as u64, "0, 1 or 2"),
             _ => {}
         }
         let d = self.deps;
         match self.stage() {
-            Some(Stage::Load) if d.pop_prev || d.push_prev => bad(
-                "pop_prev/push_prev",
-                1,
-                "the load stage has no previous stage",
-            ),
+            Some(Stage::Load) if d.pop_prev || d.push_prev => {
+                bad("pop_prev/push_prev", 1, "the load stage has no previous stage")
+            }
             Some(Stage::Store) if d.pop_next || d.push_next => {
                 bad("pop_next/push_next", 1, "the store stage has no next stage")
             }
@@ -711,33 +659,14 @@ impl Instruction {
         header::PUSH_NEXT.put(&mut w, self.deps.push_next as u64);
         match &self.op {
             Op::Load(l) => {
-                put_mem(
-                    &mut w,
-                    l.buffer,
-                    l.sram_base,
-                    l.y_size,
-                    l.x_size,
-                    l.x_stride,
-                    l.dram_addr,
-                    l.exp_addr,
-                );
-                for (f, p) in [mem::PAD_TOP, mem::PAD_BOTTOM, mem::PAD_LEFT, mem::PAD_RIGHT]
-                    .iter()
-                    .zip(l.pad)
-                {
+                put_mem(&mut w, l.buffer, l.sram_base, l.y_size, l.x_size, l.x_stride, l.dram_addr, l.exp_addr);
+                for (f, p) in mem::PADDING.iter().zip(l.pad) {
                     f.put(&mut w, p as u64);
                 }
             }
-            Op::Store(s) => put_mem(
-                &mut w,
-                s.buffer,
-                s.sram_base,
-                s.y_size,
-                s.x_size,
-                s.x_stride,
-                s.dram_addr,
-                s.exp_addr,
-            ),
+            Op::Store(s) => {
+                put_mem(&mut w, s.buffer, s.sram_base, s.y_size, s.x_size, s.x_stride, s.dram_addr, s.exp_addr)
+            }
             Op::Gemm(g) => {
                 use gemm::*;
                 for (f, v) in [
@@ -817,11 +746,7 @@ impl Instruction {
         }
         for (i, (&word, &mask)) in w.iter().zip(&used).enumerate() {
             if word & !mask != 0 {
-                return Err(IsaError::ReservedBits {
-                    opcode: opcode.mnemonic(),
-                    word: i,
-                    mask: word & !mask,
-                });
+                return Err(IsaError::ReservedBits { opcode: opcode.mnemonic(), word: i, mask: word & !mask });
             }
         }
         let deps = Deps {
@@ -841,8 +766,7 @@ impl Instruction {
                 x_stride: g16(mem::X_STRIDE),
                 dram_addr: mem::DRAM_ADDR.get(w) as u32,
                 exp_addr: mem::EXP_ADDR.get(w) as u32,
-                pad: [mem::PAD_TOP, mem::PAD_BOTTOM, mem::PAD_LEFT, mem::PAD_RIGHT]
-                    .map(|f| f.get(w) as u8),
+                pad: mem::PADDING.map(|f| f.get(w) as u8),
             }),
             Opcode::Store => Op::Store(Store {
                 buffer: Buffer::from_bits(mem::BUFFER.get(w)),

@@ -47,9 +47,7 @@ impl DmaWindow {
         let start = self.bytes.len().next_multiple_of(align);
         let end = start + len;
         if end > u32::MAX as usize {
-            return Err(ProgramError::Shape(format!(
-                "DMA window would exceed 4 GiB ({end} bytes)"
-            )));
+            return Err(ProgramError::Shape(format!("DMA window would exceed 4 GiB ({end} bytes)")));
         }
         self.bytes.resize(end, 0);
         Ok(start as u32)
@@ -85,9 +83,7 @@ impl DmaWindow {
         let exp = self.bytes.get(e..e + p.blocks);
         match (mant, exp) {
             (Some(mant), Some(exp)) => Ok(BfpTensor::unpack(format, mant, exp)?),
-            _ => Err(ProgramError::Shape(
-                "BFP planes lie outside the DMA window".into(),
-            )),
+            _ => Err(ProgramError::Shape("BFP planes lie outside the DMA window".into())),
         }
     }
 
@@ -98,10 +94,7 @@ impl DmaWindow {
             .bytes
             .get(o..o + 4 * len)
             .ok_or_else(|| ProgramError::Shape("f32 data lies outside the DMA window".into()))?;
-        Ok(bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-            .collect())
+        Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect())
     }
 }
 
@@ -154,25 +147,14 @@ pub fn dense_matmul(
     let bs = cfg.format.block_size();
     let shape = |s: String| Err(ProgramError::Shape(s));
     if a.format() != cfg.format || w.format() != cfg.format {
-        return shape(format!(
-            "operands are {} and {}, the engine computes in {}",
-            a.format(),
-            w.format(),
-            cfg.format
-        ));
+        return shape(format!("operands are {} and {}, the engine computes in {}", a.format(), w.format(), cfg.format));
     }
     if m == 0 || n == 0 || a.num_blocks() % m != 0 {
-        return shape(format!(
-            "A has {} blocks, not a whole number per each of {m} rows",
-            a.num_blocks()
-        ));
+        return shape(format!("A has {} blocks, not a whole number per each of {m} rows", a.num_blocks()));
     }
     let kb = a.num_blocks() / m;
     if w.num_blocks() != n * kb {
-        return shape(format!(
-            "W has {} blocks, expected N·K/bs = {n}·{kb}",
-            w.num_blocks()
-        ));
+        return shape(format!("W has {} blocks, expected N·K/bs = {n}·{kb}", w.num_blocks()));
     }
     if n % bs != 0 {
         // POST works on whole blocks of columns; a compiler pads N with zero weight columns.
@@ -185,31 +167,20 @@ pub fn dense_matmul(
     }
     let bias_len = if bias.is_some() { n } else { 0 };
     if n * kb > cfg.wgt_entries {
-        return shape(format!(
-            "weights need {} blocks, the weight buffer holds {}",
-            n * kb,
-            cfg.wgt_entries
-        ));
+        return shape(format!("weights need {} blocks, the weight buffer holds {}", n * kb, cfg.wgt_entries));
     }
     let nb = n / bs;
     // Rows per tile: each buffer is split in two halves for double buffering.
     let acc_half = (cfg.acc_entries - bias_len) / 2;
-    let mut tile = (cfg.act_entries / 2 / kb)
-        .min(acc_half / n)
-        .min(u16::MAX as usize)
-        .min(m);
+    let mut tile = (cfg.act_entries / 2 / kb).min(acc_half / n).min(u16::MAX as usize).min(m);
     if output == OutputKind::Bfp {
         tile = tile.min(cfg.out_entries / 2 / nb.max(1));
     }
     if tile == 0 {
-        return shape(format!(
-            "one row (K = {} blocks, N = {n}) does not fit half of the buffers",
-            kb
-        ));
+        return shape(format!("one row (K = {} blocks, N = {n}) does not fit half of the buffers", kb));
     }
     let fits16 = |v: usize, what: &str| {
-        u16::try_from(v)
-            .map_err(|_| ProgramError::Shape(format!("{what} = {v} does not fit a 16-bit field")))
+        u16::try_from(v).map_err(|_| ProgramError::Shape(format!("{what} = {v} does not fit a 16-bit field")))
     };
     let (kb16, n16) = (fits16(kb, "K blocks")?, fits16(n, "N")?);
 
@@ -275,20 +246,12 @@ pub fn dense_matmul(
                 exp_addr: a_planes.exponents + (row0 * kb) as u32,
                 pad: [0; 4],
             }))
-            .with_deps(Deps {
-                pop_next: t >= 2,
-                push_next: true,
-                ..Deps::NONE
-            }),
+            .with_deps(Deps { pop_next: t >= 2, push_next: true, ..Deps::NONE }),
         );
         // The store of tile t−2 reads this half of OUT (BFP output) or of ACC (f32 output): the first
         // compute instruction that overwrites it waits for the store's token.
         let wait_store = t >= 2;
-        let gemm = Gemm {
-            act_base,
-            acc_base,
-            ..Gemm::dense(rows, n16, kb16, true)
-        };
+        let gemm = Gemm { act_base, acc_base, ..Gemm::dense(rows, n16, kb16, true) };
         p.push(Instruction::new(Op::Gemm(gemm)).with_deps(Deps {
             pop_prev: true,
             pop_next: wait_store && output == OutputKind::F32,
@@ -345,10 +308,5 @@ pub fn dense_matmul(
         }));
     }
     p.push(Instruction::new(Op::Finish));
-    Ok(MatmulProgram {
-        program: p,
-        window,
-        output: out,
-        tile_rows: tile,
-    })
+    Ok(MatmulProgram { program: p, window, output: out, tile_rows: tile })
 }

@@ -201,17 +201,11 @@ pub fn encode_config(c: &EngineConfig) -> [(u32, u32); 5] {
         ),
         (
             CONFIG_BUFFERS,
-            lg(c.act_entries)
-                | lg(c.wgt_entries) << 8
-                | lg(c.acc_entries) << 16
-                | lg(c.out_entries) << 24,
+            lg(c.act_entries) | lg(c.wgt_entries) << 8 | lg(c.acc_entries) << 16 | lg(c.out_entries) << 24,
         ),
         (
             CONFIG_MEMORY,
-            lg(c.dma_bytes_per_cycle)
-                | c.dma_latency << 8
-                | lg(c.fetch_burst) << 20
-                | lg(c.queue_depth) << 24,
+            lg(c.dma_bytes_per_cycle) | c.dma_latency << 8 | lg(c.fetch_burst) << 20 | lg(c.queue_depth) << 24,
         ),
         (CONFIG_PIPELINE, c.acc_latency | c.post_latency << 8),
         (CONFIG_CLOCK_MHZ, c.clock_mhz),
@@ -219,20 +213,14 @@ pub fn encode_config(c: &EngineConfig) -> [(u32, u32); 5] {
 }
 
 /// Rebuilds an engine's configuration from its configuration registers, read with `read(offset)`.
-pub fn decode_config(
-    read: impl Fn(u32) -> u32,
-) -> Result<EngineConfig, crate::config::ConfigError> {
+pub fn decode_config(read: impl Fn(u32) -> u32) -> Result<EngineConfig, crate::config::ConfigError> {
     let arr = read(CONFIG_ARRAY);
     let buf = read(CONFIG_BUFFERS);
     let mem = read(CONFIG_MEMORY);
     let pipe = read(CONFIG_PIPELINE);
     let p2 = |v: u32| 1usize << (v & 0x1f);
-    let format = crate::bfp::BfpFormat::new(
-        ((arr >> 16) & 0xff) as usize,
-        (arr >> 24) & 0xf,
-        (arr >> 28) & 0xf,
-    )
-    .map_err(|e| crate::config::ConfigError(e.to_string()))?;
+    let format = crate::bfp::BfpFormat::new(((arr >> 16) & 0xff) as usize, (arr >> 24) & 0xf, (arr >> 28) & 0xf)
+        .map_err(|e| crate::config::ConfigError(e.to_string()))?;
     let cfg = EngineConfig {
         rows: p2(arr & 0xff),
         cols: p2((arr >> 8) & 0xff),
@@ -271,12 +259,7 @@ mod tests {
     fn configuration_round_trips_through_registers() {
         for (_, cfg) in EngineConfig::presets() {
             let regs = encode_config(&cfg);
-            let read = |off: u32| {
-                regs.iter()
-                    .find(|(o, _)| *o == off)
-                    .map(|(_, v)| *v)
-                    .unwrap_or(0)
-            };
+            let read = |off: u32| regs.iter().find(|(o, _)| *o == off).map(|(_, v)| *v).unwrap_or(0);
             assert_eq!(decode_config(read).unwrap(), cfg);
         }
     }

@@ -99,11 +99,7 @@ pub fn instruction_cycles(cfg: &EngineConfig, inst: &Instruction) -> u64 {
 
 /// Cycles to fetch a burst of `n` instructions.
 pub fn fetch_burst_cycles(cfg: &EngineConfig, n: usize) -> u64 {
-    cfg.dma_latency as u64
-        + div_ceil(
-            (n * INSTRUCTION_BYTES) as u64,
-            cfg.dma_bytes_per_cycle as u64,
-        )
+    cfg.dma_latency as u64 + div_ceil((n * INSTRUCTION_BYTES) as u64, cfg.dma_bytes_per_cycle as u64)
 }
 
 /// Useful MACs of a GEMM: `M · N · K_blocks · bs`.
@@ -193,11 +189,7 @@ impl Clock {
         debug_assert!(self.next < self.program_len);
         if self.next == self.burst_end {
             let slot = self.head.wrapping_add(self.next) % self.ring_size;
-            let n = self
-                .cfg
-                .fetch_burst
-                .min(self.program_len - self.next)
-                .min(self.ring_size - slot);
+            let n = self.cfg.fetch_burst.min(self.program_len - self.next).min(self.ring_size - slot);
             let request = self.last_dispatch.map_or(0, |d| d + 1);
             self.next_dispatch = request + fetch_burst_cycles(&self.cfg, n);
             self.burst_end = self.next + n;
@@ -220,20 +212,12 @@ impl Clock {
             if let Some(q) = self.tokens.iter().position(|t| !t.is_empty()) {
                 return Err((
                     ErrorCode::UnbalancedTokens,
-                    format!(
-                        "{} token(s) left in queue {} at FINISH",
-                        self.tokens[q].len(),
-                        QUEUE_NAMES[q]
-                    ),
+                    format!("{} token(s) left in queue {} at FINISH", self.tokens[q].len(), QUEUE_NAMES[q]),
                 ));
             }
             let start = dispatch.max(self.last_end);
             self.last_end = start + cost;
-            return Ok(Timing {
-                dispatch,
-                start,
-                end: start + cost,
-            });
+            return Ok(Timing { dispatch, start, end: start + cost });
         };
 
         let mut start = dispatch.max(self.stage_free[stage as usize]);
@@ -245,10 +229,7 @@ impl Clock {
             let pushed = self.tokens[q].pop_front().ok_or_else(|| {
                 (
                     ErrorCode::TokenUnderflow,
-                    format!(
-                        "pops queue {} which has no token pushed by an earlier instruction",
-                        QUEUE_NAMES[q]
-                    ),
+                    format!("pops queue {} which has no token pushed by an earlier instruction", QUEUE_NAMES[q]),
                 )
             })?;
             start = start.max(pushed);
@@ -256,9 +237,7 @@ impl Clock {
         let end = start + cost;
         for (flag, prev) in [(inst.deps.pop_prev, true), (inst.deps.pop_next, false)] {
             if flag {
-                self.history[queue(stage, prev, true).expect("validated")]
-                    .1
-                    .push(start);
+                self.history[queue(stage, prev, true).expect("validated")].1.push(start);
             }
         }
         for (flag, prev) in [(inst.deps.push_prev, true), (inst.deps.push_next, false)] {
@@ -275,11 +254,7 @@ impl Clock {
             recent.pop_front();
         }
         self.last_end = self.last_end.max(end);
-        Ok(Timing {
-            dispatch,
-            start,
-            end,
-        })
+        Ok(Timing { dispatch, start, end })
     }
 
     /// The earliest cycle at which any instruction not yet scheduled can start.
@@ -295,11 +270,8 @@ impl Clock {
                 continue;
             }
             // +1 at each push, −1 at each pop; a pop at the cycle of its push sees the token.
-            let mut events: Vec<(u64, i64)> = pushes
-                .iter()
-                .map(|&t| (t, 1))
-                .chain(pops.iter().map(|&t| (t, -1)))
-                .collect();
+            let mut events: Vec<(u64, i64)> =
+                pushes.iter().map(|&t| (t, 1)).chain(pops.iter().map(|&t| (t, -1))).collect();
             events.sort_by_key(|&(t, d)| (t, -d));
             let mut level = 0i64;
             for (t, d) in events {
@@ -307,10 +279,7 @@ impl Clock {
                 if level > TOKEN_CAPACITY as i64 {
                     return Err((
                         ErrorCode::TokenOverflow,
-                        format!(
-                            "queue {} holds more than {TOKEN_CAPACITY} tokens at cycle {t}",
-                            QUEUE_NAMES[q]
-                        ),
+                        format!("queue {} holds more than {TOKEN_CAPACITY} tokens at cycle {t}", QUEUE_NAMES[q]),
                     ));
                 }
             }
@@ -320,12 +289,7 @@ impl Clock {
 }
 
 /// Names of the token queues, for messages and documentation.
-pub const QUEUE_NAMES: [&str; 4] = [
-    "load→compute",
-    "compute→load",
-    "compute→store",
-    "store→compute",
-];
+pub const QUEUE_NAMES: [&str; 4] = ["load→compute", "compute→load", "compute→store", "store→compute"];
 
 #[cfg(test)]
 mod tests {

@@ -11,12 +11,7 @@ use proptest::prelude::*;
 /// Every preset plus random formats from the whole supported space (8-bit exponents, so no exponent
 /// saturation can occur for f32 inputs; narrower exponents are covered separately).
 fn formats() -> impl Strategy<Value = BfpFormat> {
-    let presets = prop::sample::select(
-        BfpFormat::PRESETS
-            .iter()
-            .map(|(_, f)| *f)
-            .collect::<Vec<_>>(),
-    );
+    let presets = prop::sample::select(BfpFormat::PRESETS.iter().map(|(_, f)| *f).collect::<Vec<_>>());
     let random = (prop::sample::select(BLOCK_SIZES.to_vec()), 2u32..=8)
         .prop_map(|(bs, m)| BfpFormat::new(bs, m, 8).expect("supported format"));
     prop_oneof![presets, random]
@@ -39,13 +34,8 @@ fn value() -> impl Strategy<Value = f32> {
 
 /// A format, a rounding mode and a whole number of blocks of values.
 fn case() -> impl Strategy<Value = (BfpFormat, Rounding, Vec<f32>)> {
-    (formats(), rounding(), 1usize..4).prop_flat_map(|(f, r, blocks)| {
-        (
-            Just(f),
-            Just(r),
-            prop::collection::vec(value(), blocks * f.block_size()),
-        )
-    })
+    (formats(), rounding(), 1usize..4)
+        .prop_flat_map(|(f, r, blocks)| (Just(f), Just(r), prop::collection::vec(value(), blocks * f.block_size())))
 }
 
 proptest! {

@@ -12,36 +12,12 @@ use arch::regs::ErrorCode;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-const PUSH_NEXT: Deps = Deps {
-    pop_prev: false,
-    pop_next: false,
-    push_prev: false,
-    push_next: true,
-};
-const POP_PREV: Deps = Deps {
-    pop_prev: true,
-    pop_next: false,
-    push_prev: false,
-    push_next: false,
-};
-const POP_PREV_PUSH_NEXT: Deps = Deps {
-    pop_prev: true,
-    pop_next: false,
-    push_prev: false,
-    push_next: true,
-};
+const PUSH_NEXT: Deps = Deps { pop_prev: false, pop_next: false, push_prev: false, push_next: true };
+const POP_PREV: Deps = Deps { pop_prev: true, pop_next: false, push_prev: false, push_next: false };
+const POP_PREV_PUSH_NEXT: Deps = Deps { pop_prev: true, pop_next: false, push_prev: false, push_next: true };
 
 fn load(buffer: Buffer, sram_base: u16, y: u16, x: u16, dram: u32, exp: u32) -> Load {
-    Load {
-        buffer,
-        sram_base,
-        y_size: y,
-        x_size: x,
-        x_stride: x,
-        dram_addr: dram,
-        exp_addr: exp,
-        pad: [0; 4],
-    }
+    Load { buffer, sram_base, y_size: y, x_size: x, x_stride: x, dram_addr: dram, exp_addr: exp, pad: [0; 4] }
 }
 
 fn block(format: &BfpFormat, entries: &[(usize, i8)]) -> Vec<i8> {
@@ -72,24 +48,14 @@ fn hand_computed_gemm_over_two_blocks_with_different_exponents() {
     let act = BfpTensor::from_parts(
         f,
         vec![code(0), code(1)],
-        [
-            block(&f, &[(0, 64), (1, -3)]),
-            block(&f, &[(0, 32), (3, 127)]),
-        ]
-        .concat(),
+        [block(&f, &[(0, 64), (1, -3)]), block(&f, &[(0, 32), (3, 127)])].concat(),
     )
     .unwrap();
     // Weight column n occupies blocks 2n, 2n+1.
     let wgt = BfpTensor::from_parts(
         f,
         vec![code(0), code(2), code(1), code(2)],
-        [
-            block(&f, &[(0, 64)]),
-            block(&f, &[(0, 16)]),
-            block(&f, &[(0, 32), (1, 5)]),
-            block(&f, &[(3, -100)]),
-        ]
-        .concat(),
+        [block(&f, &[(0, 64)]), block(&f, &[(0, 16)]), block(&f, &[(0, 32), (1, 5)]), block(&f, &[(3, -100)])].concat(),
     )
     .unwrap();
     let mut w = DmaWindow::default();
@@ -98,22 +64,8 @@ fn hand_computed_gemm_over_two_blocks_with_different_exponents() {
     let acc0 = w.put_f32(&[16777216.0, 0.0]).unwrap();
     let out = w.alloc(8, 64).unwrap();
     let program = [
-        Instruction::new(Op::Load(load(
-            Buffer::Act,
-            0,
-            1,
-            2,
-            a.mantissas,
-            a.exponents,
-        ))),
-        Instruction::new(Op::Load(load(
-            Buffer::Wgt,
-            0,
-            2,
-            2,
-            b.mantissas,
-            b.exponents,
-        ))),
+        Instruction::new(Op::Load(load(Buffer::Act, 0, 1, 2, a.mantissas, a.exponents))),
+        Instruction::new(Op::Load(load(Buffer::Wgt, 0, 2, 2, b.mantissas, b.exponents))),
         Instruction::new(Op::Load(load(Buffer::Acc, 0, 1, 2, acc0, 0))).with_deps(PUSH_NEXT),
         Instruction::new(Op::Gemm(Gemm::dense(1, 2, 2, false))).with_deps(POP_PREV_PUSH_NEXT),
         Instruction::new(Op::Store(Store {
@@ -189,11 +141,7 @@ fn random_gemm(cfg: &EngineConfig, rng: &mut ChaCha8Rng) -> Gemm {
         let m_outer = rng.gen_range(1..4u16);
         let m_inner = rng.gen_range(1..9u16);
         let n_size = rng.gen_range(1..12u16);
-        let (k_outer, k_mid, k_inner) = (
-            rng.gen_range(1..4u8),
-            rng.gen_range(1..4u8),
-            rng.gen_range(1..5u16),
-        );
+        let (k_outer, k_mid, k_inner) = (rng.gen_range(1..4u8), rng.gen_range(1..4u8), rng.gen_range(1..5u16));
         let kb = k_outer as u16 * k_mid as u16 * k_inner;
         let g = Gemm {
             reset: rng.gen(),
@@ -215,10 +163,7 @@ fn random_gemm(cfg: &EngineConfig, rng: &mut ChaCha8Rng) -> Gemm {
             act_k_mid_stride: rng.gen_range(0..8),
         };
         // Distinct (m, n) must map to distinct accumulators (aliasing is undefined behaviour).
-        let g = Gemm {
-            acc_m_outer_stride: m_inner * g.acc_m_inner_stride + rng.gen_range(0..4),
-            ..g
-        };
+        let g = Gemm { acc_m_outer_stride: m_inner * g.acc_m_inner_stride + rng.gen_range(0..4), ..g };
         let fits = |hi: usize, len: usize| hi < len;
         let act_hi = g.act_base as usize
             + (m_outer as usize - 1) * g.act_m_outer_stride as usize
@@ -227,16 +172,12 @@ fn random_gemm(cfg: &EngineConfig, rng: &mut ChaCha8Rng) -> Gemm {
             + (k_mid as usize - 1) * g.act_k_mid_stride as usize
             + k_inner as usize
             - 1;
-        let wgt_hi =
-            g.wgt_base as usize + (n_size as usize - 1) * g.wgt_n_stride as usize + kb as usize - 1;
+        let wgt_hi = g.wgt_base as usize + (n_size as usize - 1) * g.wgt_n_stride as usize + kb as usize - 1;
         let acc_hi = g.acc_base as usize
             + (m_outer as usize - 1) * g.acc_m_outer_stride as usize
             + (m_inner as usize - 1) * g.acc_m_inner_stride as usize
             + n_size as usize;
-        if fits(act_hi, cfg.act_entries)
-            && fits(wgt_hi, cfg.wgt_entries)
-            && fits(acc_hi, cfg.acc_entries)
-        {
+        if fits(act_hi, cfg.act_entries) && fits(wgt_hi, cfg.wgt_entries) && fits(acc_hi, cfg.acc_entries) {
             return g;
         }
     }
@@ -253,13 +194,8 @@ fn fast_kernel_is_bit_identical_to_the_reference_on_random_gemms() {
     let mut saturated = 0;
     let mut tiles = 0;
     for format in formats {
-        let cfg = EngineConfig {
-            act_entries: 512,
-            wgt_entries: 512,
-            acc_entries: 1024,
-            ..EngineConfig::tiny()
-        }
-        .with_format(format);
+        let cfg = EngineConfig { act_entries: 512, wgt_entries: 512, acc_entries: 1024, ..EngineConfig::tiny() }
+            .with_format(format);
         for _ in 0..150 {
             let mut engine = Engine::new(cfg);
             fill_random(&mut engine, &mut rng);
@@ -281,14 +217,7 @@ fn fast_kernel_is_bit_identical_to_the_reference_on_random_gemms() {
 }
 
 /// The ISA's matrix product restated over tensors, independently of the engine's buffers and loops.
-fn expected_matmul(
-    a: &BfpTensor,
-    w: &BfpTensor,
-    m: usize,
-    n: usize,
-    bias: &[f32],
-    act: Activation,
-) -> Vec<f32> {
+fn expected_matmul(a: &BfpTensor, w: &BfpTensor, m: usize, n: usize, bias: &[f32], act: Activation) -> Vec<f32> {
     let f = a.format();
     let kb = a.num_blocks() / m;
     let mut out = vec![0.0f32; m * n];
@@ -297,22 +226,10 @@ fn expected_matmul(
             let mut acc = 0.0f32;
             for k in 0..kb {
                 let (ab, wb) = (i * kb + k, j * kb + k);
-                let dot: i32 = a
-                    .block(ab)
-                    .mantissas
-                    .iter()
-                    .zip(&w.block(wb).mantissas)
-                    .map(|(&x, &y)| x as i32 * y as i32)
-                    .sum();
+                let dot: i32 =
+                    a.block(ab).mantissas.iter().zip(&w.block(wb).mantissas).map(|(&x, &y)| x as i32 * y as i32).sum();
                 let exponent = a.exponent(ab) + w.exponent(wb) - 2 * f.fraction_bits();
-                acc = accumulate(
-                    acc,
-                    Term {
-                        mantissa: dot,
-                        exponent,
-                    },
-                )
-                .value;
+                acc = accumulate(acc, Term { mantissa: dot, exponent }).value;
             }
             acc = accumulate(acc, Term::from_f32(bias[j])).value;
             out[i * n + j] = arch::golden::activate(act, acc);
@@ -322,9 +239,7 @@ fn expected_matmul(
 }
 
 fn random_values(rng: &mut ChaCha8Rng, len: usize, scale: f32) -> Vec<f32> {
-    (0..len)
-        .map(|_| rng.gen_range(-1.0f32..1.0) * scale)
-        .collect()
+    (0..len).map(|_| rng.gen_range(-1.0f32..1.0) * scale).collect()
 }
 
 #[test]
@@ -332,47 +247,20 @@ fn tiled_double_buffered_matmul_equals_the_isa_definition() {
     let mut rng = ChaCha8Rng::seed_from_u64(99);
     let cases = [
         (EngineConfig::tiny(), 37, 64, 32, Activation::Relu),
+        (EngineConfig::tiny().with_format(BfpFormat::MSFP12), 50, 32, 16, Activation::Relu6),
         (
-            EngineConfig::tiny().with_format(BfpFormat::MSFP12),
-            50,
-            32,
-            16,
-            Activation::Relu6,
-        ),
-        (
-            EngineConfig {
-                act_entries: 64,
-                acc_entries: 256,
-                out_entries: 16,
-                ..EngineConfig::tiny()
-            },
+            EngineConfig { act_entries: 64, acc_entries: 256, out_entries: 16, ..EngineConfig::tiny() },
             29,
             48,
             16,
             Activation::None,
         ),
-        (
-            EngineConfig::default_16x16().with_format(BfpFormat::MXINT8),
-            20,
-            128,
-            64,
-            Activation::Relu,
-        ),
+        (EngineConfig::default_16x16().with_format(BfpFormat::MXINT8), 20, 128, 64, Activation::Relu),
     ];
     for (cfg, m, k, n, activation) in cases {
         let f = cfg.format;
-        let a = BfpTensor::quantize(
-            f,
-            Rounding::NearestEven,
-            &random_values(&mut rng, m * k, 4.0),
-        )
-        .unwrap();
-        let w = BfpTensor::quantize(
-            f,
-            Rounding::NearestEven,
-            &random_values(&mut rng, n * k, 0.5),
-        )
-        .unwrap();
+        let a = BfpTensor::quantize(f, Rounding::NearestEven, &random_values(&mut rng, m * k, 4.0)).unwrap();
+        let w = BfpTensor::quantize(f, Rounding::NearestEven, &random_values(&mut rng, n * k, 0.5)).unwrap();
         let bias = random_values(&mut rng, n, 1.0);
         let expected = expected_matmul(&a, &w, m, n, &bias, activation);
         for output in [OutputKind::F32, OutputKind::Bfp] {
@@ -386,24 +274,13 @@ fn tiled_double_buffered_matmul_equals_the_isa_definition() {
                 check_timeline(&cfg, &built.program, &report.timeline);
                 let window = DmaWindow { bytes: mem };
                 let got: Vec<u32> = match built.output {
-                    OutputLocation::F32(at) => window
-                        .get_f32(at, m * n)
-                        .unwrap()
-                        .iter()
-                        .map(|x| x.to_bits())
-                        .collect(),
+                    OutputLocation::F32(at) => window.get_f32(at, m * n).unwrap().iter().map(|x| x.to_bits()).collect(),
                     OutputLocation::Bfp(p) => {
                         let t = window.get_bfp(f, p).unwrap();
                         let mut want = vec![0i8; m * n];
                         let mut codes = Vec::new();
-                        for (vals, mants) in expected
-                            .chunks(f.block_size())
-                            .zip(want.chunks_mut(f.block_size()))
-                        {
-                            codes.push(
-                                quantize_block_into(&f, Rounding::NearestEven, vals, mants)
-                                    .unwrap(),
-                            );
+                        for (vals, mants) in expected.chunks(f.block_size()).zip(want.chunks_mut(f.block_size())) {
+                            codes.push(quantize_block_into(&f, Rounding::NearestEven, vals, mants).unwrap());
                         }
                         assert_eq!(t.exponent_codes(), &codes[..], "{cfg} {output:?}");
                         assert_eq!(t.mantissas(), &want[..], "{cfg} {output:?}");
@@ -430,37 +307,22 @@ fn check_timeline(cfg: &EngineConfig, program: &[Instruction], t: &[arch::timing
     let mut history: [Vec<usize>; 3] = Default::default();
     for (i, (inst, ti)) in program.iter().zip(t).enumerate() {
         if i > 0 {
-            assert!(
-                ti.dispatch > t[i - 1].dispatch,
-                "dispatch is in order, one per cycle"
-            );
+            assert!(ti.dispatch > t[i - 1].dispatch, "dispatch is in order, one per cycle");
         }
-        assert!(
-            ti.start >= ti.dispatch
-                && ti.end == ti.start + arch::timing::instruction_cycles(cfg, inst)
-        );
+        assert!(ti.start >= ti.dispatch && ti.end == ti.start + arch::timing::instruction_cycles(cfg, inst));
         match inst.stage() {
             Some(s) => {
                 if let Some(p) = last_in_stage[s as usize] {
-                    assert!(
-                        ti.start >= t[p].end,
-                        "a stage runs one instruction at a time"
-                    );
+                    assert!(ti.start >= t[p].end, "a stage runs one instruction at a time");
                 }
                 let h = &history[s as usize];
                 if h.len() >= cfg.queue_depth {
-                    assert!(
-                        ti.dispatch >= t[h[h.len() - cfg.queue_depth]].start,
-                        "queue depth respected"
-                    );
+                    assert!(ti.dispatch >= t[h[h.len() - cfg.queue_depth]].start, "queue depth respected");
                 }
                 last_in_stage[s as usize] = Some(i);
                 history[s as usize].push(i);
             }
-            None => assert!(
-                t[..i].iter().all(|p| ti.start >= p.end),
-                "FINISH waits for everything"
-            ),
+            None => assert!(t[..i].iter().all(|p| ti.start >= p.end), "FINISH waits for everything"),
         }
     }
 }
@@ -488,27 +350,14 @@ fn cycle_count_of_a_short_program_matches_the_model_by_hand() {
     ];
     let mut mem = vec![0u8; 2048];
     let report = Engine::new(cfg).run(&program, &mut mem).unwrap();
-    let times: Vec<(u64, u64, u64)> = report
-        .timeline
-        .iter()
-        .map(|t| (t.dispatch, t.start, t.end))
-        .collect();
+    let times: Vec<(u64, u64, u64)> = report.timeline.iter().map(|t| (t.dispatch, t.start, t.end)).collect();
     // Burst 1 (4 instructions): 16 + 128/16 = 24 cycles; dispatched at 24, 25, 26, 27.
     // LOAD wgt: 4 rows of 2·17 = 34 bytes → 3 beats each: 16 + 12 = 28 → [24, 52).
     // LOAD act: 1 row → 16 + 3 = 19, after the load stage frees at 52 → [52, 71).
     // GEMM: passes ⌈32/4⌉·⌈4/4⌉ = 8; 4 + 8·max(1, 4) + (4+4−1) + 4 = 47 → [71, 118).
     // STORE: 4 f32 = 16 bytes → 16 + 1 = 17 → [118, 135).
     // Burst 2 requested at 28 (after the last dispatch), arrives 28 + 16 + 2 = 46; FINISH [135, 136).
-    assert_eq!(
-        times,
-        vec![
-            (24, 24, 52),
-            (25, 52, 71),
-            (26, 71, 118),
-            (27, 118, 135),
-            (46, 135, 136)
-        ]
-    );
+    assert_eq!(times, vec![(24, 24, 52), (25, 52, 71), (26, 71, 118), (27, 118, 135), (46, 135, 136)]);
     assert_eq!(report.counters.cycles, 136);
     assert_eq!(report.counters.load_busy, 28 + 19);
     assert_eq!(report.counters.compute_busy, 47);
@@ -520,75 +369,33 @@ fn cycle_count_of_a_short_program_matches_the_model_by_hand() {
 #[test]
 fn a_full_queue_delays_dispatch() {
     // queue depth 2: the third compute instruction cannot be dispatched before the first one starts.
-    let cfg = EngineConfig {
-        queue_depth: 2,
-        fetch_burst: 8,
-        ..EngineConfig::tiny()
-    };
+    let cfg = EngineConfig { queue_depth: 2, fetch_burst: 8, ..EngineConfig::tiny() };
     let long = Instruction::new(Op::Gemm(Gemm::dense(64, 4, 4, true)));
-    let program = [
-        long,
-        long,
-        long,
-        Instruction::new(Op::Sync(Stage::Load)),
-        Instruction::new(Op::Finish),
-    ];
+    let program = [long, long, long, Instruction::new(Op::Sync(Stage::Load)), Instruction::new(Op::Finish)];
     let report = Engine::new(cfg).run(&program, &mut []).unwrap();
     let t = &report.timeline;
     assert_eq!(t[1].start, t[0].end);
     assert_eq!(t[2].dispatch, t[0].start.max(t[1].dispatch + 1));
     // The fourth instruction (another stage) waits behind the third in the in-order dispatcher.
-    let cfg = EngineConfig {
-        queue_depth: 2,
-        ..cfg
-    };
-    let program = [
-        long,
-        long,
-        long,
-        long,
-        Instruction::new(Op::Sync(Stage::Load)),
-        Instruction::new(Op::Finish),
-    ];
+    let cfg = EngineConfig { queue_depth: 2, ..cfg };
+    let program = [long, long, long, long, Instruction::new(Op::Sync(Stage::Load)), Instruction::new(Op::Finish)];
     let t = Engine::new(cfg).run(&program, &mut []).unwrap().timeline;
     assert_eq!(t[3].dispatch, t[1].start);
     assert_eq!(t[4].dispatch, t[3].dispatch + 1);
 }
 
 fn run_err(cfg: EngineConfig, program: &[Instruction], mem: &mut [u8]) -> ExecError {
-    Engine::new(cfg)
-        .run(program, mem)
-        .expect_err("program must fail")
+    Engine::new(cfg).run(program, mem).expect_err("program must fail")
 }
 
 #[test]
 fn token_errors_are_reported_with_the_failing_instruction() {
     let cfg = EngineConfig::tiny();
     let sync = |s| Instruction::new(Op::Sync(s));
-    let e = run_err(
-        cfg,
-        &[
-            sync(Stage::Compute).with_deps(POP_PREV),
-            Instruction::new(Op::Finish),
-        ],
-        &mut [],
-    );
-    assert_eq!(
-        (e.fault, e.pc),
-        (Fault::Engine(ErrorCode::TokenUnderflow), 0)
-    );
-    let e = run_err(
-        cfg,
-        &[
-            sync(Stage::Load).with_deps(PUSH_NEXT),
-            Instruction::new(Op::Finish),
-        ],
-        &mut [],
-    );
-    assert_eq!(
-        (e.fault, e.pc),
-        (Fault::Engine(ErrorCode::UnbalancedTokens), 1)
-    );
+    let e = run_err(cfg, &[sync(Stage::Compute).with_deps(POP_PREV), Instruction::new(Op::Finish)], &mut []);
+    assert_eq!((e.fault, e.pc), (Fault::Engine(ErrorCode::TokenUnderflow), 0));
+    let e = run_err(cfg, &[sync(Stage::Load).with_deps(PUSH_NEXT), Instruction::new(Op::Finish)], &mut []);
+    assert_eq!((e.fault, e.pc), (Fault::Engine(ErrorCode::UnbalancedTokens), 1));
     // A pop that only a later push could satisfy is rejected even though hardware might not deadlock.
     let e = run_err(
         cfg,
@@ -609,56 +416,21 @@ fn token_errors_are_reported_with_the_failing_instruction() {
 fn memory_errors_name_what_was_out_of_range() {
     let cfg = EngineConfig::tiny();
     let fin = Instruction::new(Op::Finish);
-    let e = run_err(
-        cfg,
-        &[
-            Instruction::new(Op::Load(load(Buffer::Act, 0, 1, 1, 100, 0))),
-            fin,
-        ],
-        &mut [0; 64],
-    );
+    let e = run_err(cfg, &[Instruction::new(Op::Load(load(Buffer::Act, 0, 1, 1, 100, 0))), fin], &mut [0; 64]);
     assert_eq!(e.fault, Fault::Engine(ErrorCode::DmaOutOfBounds));
-    let e = run_err(
-        cfg,
-        &[
-            Instruction::new(Op::Load(load(Buffer::Act, 1020, 1, 8, 0, 0))),
-            fin,
-        ],
-        &mut [0; 4096],
-    );
+    let e = run_err(cfg, &[Instruction::new(Op::Load(load(Buffer::Act, 1020, 1, 8, 0, 0))), fin], &mut [0; 4096]);
     assert_eq!(e.fault, Fault::Engine(ErrorCode::BufferOutOfRange));
     assert!(e.message.contains("LOAD destination"), "{}", e.message);
-    let e = run_err(
-        cfg,
-        &[
-            Instruction::new(Op::Gemm(Gemm::dense(2000, 4, 1, true))),
-            fin,
-        ],
-        &mut [],
-    );
+    let e = run_err(cfg, &[Instruction::new(Op::Gemm(Gemm::dense(2000, 4, 1, true))), fin], &mut []);
     assert_eq!(e.fault, Fault::Engine(ErrorCode::BufferOutOfRange));
     // NaN into the accumulators.
     let mut mem = f32::NAN.to_le_bytes().to_vec();
-    let e = run_err(
-        cfg,
-        &[
-            Instruction::new(Op::Load(load(Buffer::Acc, 0, 1, 1, 0, 0))),
-            fin,
-        ],
-        &mut mem,
-    );
+    let e = run_err(cfg, &[Instruction::new(Op::Load(load(Buffer::Acc, 0, 1, 1, 0, 0))), fin], &mut mem);
     assert_eq!(e.fault, Fault::Engine(ErrorCode::NonFiniteInput));
     // The reserved exponent code 0xFF.
     let mut mem = vec![0u8; 32];
     mem[16] = 0xff;
-    let e = run_err(
-        cfg,
-        &[
-            Instruction::new(Op::Load(load(Buffer::Act, 0, 1, 1, 0, 16))),
-            fin,
-        ],
-        &mut mem,
-    );
+    let e = run_err(cfg, &[Instruction::new(Op::Load(load(Buffer::Act, 0, 1, 1, 0, 16))), fin], &mut mem);
     assert_eq!(e.fault, Fault::Engine(ErrorCode::BadExponent));
 }
 
@@ -674,32 +446,19 @@ fn unsynchronised_and_aliasing_programs_are_refused() {
     ];
     let e = run_err(cfg, &program, &mut [0; 1024]);
     assert_eq!(e.fault, Fault::Undefined);
-    assert!(
-        e.message.contains("without a dependency token"),
-        "{}",
-        e.message
-    );
+    assert!(e.message.contains("without a dependency token"), "{}", e.message);
     // With the token it runs.
     let mut ok = program;
     ok[0] = ok[0].with_deps(PUSH_NEXT);
     ok[1] = ok[1].with_deps(POP_PREV);
     Engine::new(cfg).run(&ok, &mut [0; 1024]).unwrap();
     // Two rows mapped onto the same accumulators.
-    let g = Gemm {
-        acc_m_inner_stride: 0,
-        ..Gemm::dense(2, 4, 1, true)
-    };
+    let g = Gemm { acc_m_inner_stride: 0, ..Gemm::dense(2, 4, 1, true) };
     let e = run_err(cfg, &[Instruction::new(Op::Gemm(g)), fin], &mut []);
     assert_eq!(e.fault, Fault::Undefined);
     // Interleaved but distinct rows are fine.
-    let g = Gemm {
-        acc_m_inner_stride: 1,
-        n_size: 1,
-        ..Gemm::dense(3, 1, 1, true)
-    };
-    Engine::new(cfg)
-        .run(&[Instruction::new(Op::Gemm(g)), fin], &mut [])
-        .unwrap();
+    let g = Gemm { acc_m_inner_stride: 1, n_size: 1, ..Gemm::dense(3, 1, 1, true) };
+    Engine::new(cfg).run(&[Instruction::new(Op::Gemm(g)), fin], &mut []).unwrap();
 }
 
 #[test]
@@ -712,13 +471,7 @@ fn saturation_is_counted() {
     engine.act.mantissas[0] = 127;
     engine.wgt.mantissas[0] = 127;
     let report = engine
-        .run(
-            &[
-                Instruction::new(Op::Gemm(Gemm::dense(1, 1, 1, true))),
-                Instruction::new(Op::Finish),
-            ],
-            &mut [],
-        )
+        .run(&[Instruction::new(Op::Gemm(Gemm::dense(1, 1, 1, true))), Instruction::new(Op::Finish)], &mut [])
         .unwrap();
     assert_eq!(report.counters.saturations, 1);
     assert_eq!(engine.acc[0], f32::MAX);
@@ -730,8 +483,7 @@ fn post_adds_residual_then_activates_and_requantizes() {
     let f = cfg.format;
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let accs = random_values(&mut rng, 32, 8.0);
-    let residual =
-        BfpTensor::quantize(f, Rounding::NearestEven, &random_values(&mut rng, 32, 4.0)).unwrap();
+    let residual = BfpTensor::quantize(f, Rounding::NearestEven, &random_values(&mut rng, 32, 4.0)).unwrap();
     let mut w = DmaWindow::default();
     let acc_at = w.put_f32(&accs).unwrap();
     let res = w.put_bfp(&residual).unwrap();
@@ -755,15 +507,7 @@ fn post_adds_residual_then_activates_and_requantizes() {
     };
     let program = [
         Instruction::new(Op::Load(load(Buffer::Acc, 0, 1, 32, acc_at, 0))),
-        Instruction::new(Op::Load(load(
-            Buffer::Act,
-            0,
-            1,
-            2,
-            res.mantissas,
-            res.exponents,
-        )))
-        .with_deps(PUSH_NEXT),
+        Instruction::new(Op::Load(load(Buffer::Act, 0, 1, 2, res.mantissas, res.exponents))).with_deps(PUSH_NEXT),
         Instruction::new(Op::Post(post)).with_deps(POP_PREV_PUSH_NEXT),
         Instruction::new(Op::Store(Store {
             buffer: Buffer::Out,
@@ -780,22 +524,12 @@ fn post_adds_residual_then_activates_and_requantizes() {
     let mut mem = w.bytes.clone();
     Engine::new(cfg).run(&program, &mut mem).unwrap();
     let got = DmaWindow { bytes: mem }
-        .get_bfp(
-            f,
-            arch::program::BfpPlanes {
-                mantissas: out_m,
-                exponents: out_e,
-                blocks: 2,
-            },
-        )
+        .get_bfp(f, arch::program::BfpPlanes { mantissas: out_m, exponents: out_e, blocks: 2 })
         .unwrap();
     // Restated: x = acc ⊕ residual, ReLU6, quantize each row (one block) with ties away from zero.
     let r = residual.dequantize();
-    let x: Vec<f32> = accs
-        .iter()
-        .zip(&r)
-        .map(|(&a, &b)| accumulate(a, Term::from_f32(b)).value.clamp(0.0, 6.0))
-        .collect();
+    let x: Vec<f32> =
+        accs.iter().zip(&r).map(|(&a, &b)| accumulate(a, Term::from_f32(b)).value.clamp(0.0, 6.0)).collect();
     let want = BfpTensor::quantize(f, Rounding::NearestAway, &x).unwrap();
     assert_eq!(got, want);
 }
@@ -805,29 +539,9 @@ fn a_program_in_a_wrapping_ring_gives_the_same_results() {
     let cfg = EngineConfig::tiny();
     let mut rng = ChaCha8Rng::seed_from_u64(8);
     let f = cfg.format;
-    let a = BfpTensor::quantize(
-        f,
-        Rounding::NearestEven,
-        &random_values(&mut rng, 40 * 32, 1.0),
-    )
-    .unwrap();
-    let wt = BfpTensor::quantize(
-        f,
-        Rounding::NearestEven,
-        &random_values(&mut rng, 16 * 32, 1.0),
-    )
-    .unwrap();
-    let built = dense_matmul(
-        &cfg,
-        &a,
-        &wt,
-        40,
-        16,
-        None,
-        Activation::None,
-        OutputKind::F32,
-    )
-    .unwrap();
+    let a = BfpTensor::quantize(f, Rounding::NearestEven, &random_values(&mut rng, 40 * 32, 1.0)).unwrap();
+    let wt = BfpTensor::quantize(f, Rounding::NearestEven, &random_values(&mut rng, 16 * 32, 1.0)).unwrap();
+    let built = dense_matmul(&cfg, &a, &wt, 40, 16, None, Activation::None, OutputKind::F32).unwrap();
     let mut direct = built.window.bytes.clone();
     Engine::new(cfg).run(&built.program, &mut direct).unwrap();
 
@@ -842,26 +556,15 @@ fn a_program_in_a_wrapping_ring_gives_the_same_results() {
     }
     let tail = (head + built.program.len() as u32) % size;
     let mut mem = window.bytes.clone();
-    Engine::new(cfg)
-        .run_ring(&mut mem, ring, size, head, tail)
-        .unwrap();
-    let OutputLocation::F32(out) = built.output else {
-        unreachable!()
-    };
+    Engine::new(cfg).run_ring(&mut mem, ring, size, head, tail).unwrap();
+    let OutputLocation::F32(out) = built.output else { unreachable!() };
     assert_eq!(
-        DmaWindow { bytes: mem.clone() }
-            .get_f32(out, 40 * 16)
-            .unwrap(),
+        DmaWindow { bytes: mem.clone() }.get_f32(out, 40 * 16).unwrap(),
         DmaWindow { bytes: direct }.get_f32(out, 40 * 16).unwrap()
     );
     // A corrupted slot is an illegal instruction at its program index.
     let slot = (head as usize + 3) % size as usize;
     mem[ring as usize + slot * 32 + 31] = 0x80; // a reserved bit of word 3
-    let e = Engine::new(cfg)
-        .run_ring(&mut mem, ring, size, head, tail)
-        .unwrap_err();
-    assert_eq!(
-        (e.fault, e.pc),
-        (Fault::Engine(ErrorCode::IllegalInstruction), 3)
-    );
+    let e = Engine::new(cfg).run_ring(&mut mem, ring, size, head, tail).unwrap_err();
+    assert_eq!((e.fault, e.pc), (Fault::Engine(ErrorCode::IllegalInstruction), 3));
 }

@@ -1,31 +1,13 @@
 //! Every instruction encodes and decodes to itself; malformed encodings are rejected, never misread.
 
-use arch::isa::{
-    self, Activation, Buffer, Deps, Gemm, Instruction, IsaError, Load, Op, Opcode, Post, Stage,
-    Store,
-};
+use arch::isa::{self, Activation, Buffer, Deps, Gemm, Instruction, IsaError, Load, Op, Opcode, Post, Stage, Store};
 use proptest::prelude::*;
 
 fn deps_for(stage: Option<Stage>) -> impl Strategy<Value = Deps> {
     any::<[bool; 4]>().prop_map(move |[a, b, c, d]| match stage {
-        Some(Stage::Load) => Deps {
-            pop_prev: false,
-            pop_next: b,
-            push_prev: false,
-            push_next: d,
-        },
-        Some(Stage::Compute) => Deps {
-            pop_prev: a,
-            pop_next: b,
-            push_prev: c,
-            push_next: d,
-        },
-        Some(Stage::Store) => Deps {
-            pop_prev: a,
-            pop_next: false,
-            push_prev: c,
-            push_next: false,
-        },
+        Some(Stage::Load) => Deps { pop_prev: false, pop_next: b, push_prev: false, push_next: d },
+        Some(Stage::Compute) => Deps { pop_prev: a, pop_next: b, push_prev: c, push_next: d },
+        Some(Stage::Store) => Deps { pop_prev: a, pop_next: false, push_prev: c, push_next: false },
         None => Deps::NONE,
     })
 }
@@ -36,81 +18,50 @@ fn load() -> impl Strategy<Value = Op> {
         any::<(u16, u16, u16, u16, u32, u32)>(),
         [0u8..16, 0u8..16, 0u8..16, 0u8..16],
     )
-        .prop_map(
-            |(buffer, (sram_base, y_size, x_size, x_stride, dram_addr, exp), pad)| {
-                let exp_addr = if buffer == Buffer::Acc { 0 } else { exp };
-                Op::Load(Load {
-                    buffer,
-                    sram_base,
-                    y_size,
-                    x_size,
-                    x_stride,
-                    dram_addr,
-                    exp_addr,
-                    pad,
-                })
-            },
-        )
+        .prop_map(|(buffer, (sram_base, y_size, x_size, x_stride, dram_addr, exp), pad)| {
+            let exp_addr = if buffer == Buffer::Acc { 0 } else { exp };
+            Op::Load(Load { buffer, sram_base, y_size, x_size, x_stride, dram_addr, exp_addr, pad })
+        })
 }
 
 fn store() -> impl Strategy<Value = Op> {
-    (
-        prop_oneof![Just(Buffer::Out), Just(Buffer::Acc)],
-        any::<(u16, u16, u16, u16, u32, u32)>(),
+    (prop_oneof![Just(Buffer::Out), Just(Buffer::Acc)], any::<(u16, u16, u16, u16, u32, u32)>()).prop_map(
+        |(buffer, (sram_base, y_size, x_size, x_stride, dram_addr, exp))| {
+            let exp_addr = if buffer == Buffer::Acc { 0 } else { exp };
+            Op::Store(Store { buffer, sram_base, y_size, x_size, x_stride, dram_addr, exp_addr })
+        },
     )
-        .prop_map(
-            |(buffer, (sram_base, y_size, x_size, x_stride, dram_addr, exp))| {
-                let exp_addr = if buffer == Buffer::Acc { 0 } else { exp };
-                Op::Store(Store {
-                    buffer,
-                    sram_base,
-                    y_size,
-                    x_size,
-                    x_stride,
-                    dram_addr,
-                    exp_addr,
-                })
-            },
-        )
 }
 
 fn gemm() -> impl Strategy<Value = Op> {
-    (
-        any::<(bool, u16, u16, u16, u16, u16, u16, u16)>(),
-        any::<(u16, u16, u16, u16, u8, u8, u16, u16, u16)>(),
+    (any::<(bool, u16, u16, u16, u16, u16, u16, u16)>(), any::<(u16, u16, u16, u16, u8, u8, u16, u16, u16)>()).prop_map(
+        |((reset, a, w, c, mo, mi, n, wns), (amo, ami, cmo, cmi, ko, km, ki, ako, akm))| {
+            Op::Gemm(Gemm {
+                reset,
+                act_base: a,
+                wgt_base: w,
+                acc_base: c,
+                m_outer: mo,
+                m_inner: mi,
+                n_size: n,
+                wgt_n_stride: wns,
+                act_m_outer_stride: amo,
+                act_m_inner_stride: ami,
+                acc_m_outer_stride: cmo,
+                acc_m_inner_stride: cmi,
+                k_outer: ko,
+                k_mid: km,
+                k_inner: ki,
+                act_k_outer_stride: ako,
+                act_k_mid_stride: akm,
+            })
+        },
     )
-        .prop_map(
-            |((reset, a, w, c, mo, mi, n, wns), (amo, ami, cmo, cmi, ko, km, ki, ako, akm))| {
-                Op::Gemm(Gemm {
-                    reset,
-                    act_base: a,
-                    wgt_base: w,
-                    acc_base: c,
-                    m_outer: mo,
-                    m_inner: mi,
-                    n_size: n,
-                    wgt_n_stride: wns,
-                    act_m_outer_stride: amo,
-                    act_m_inner_stride: ami,
-                    acc_m_outer_stride: cmo,
-                    acc_m_inner_stride: cmi,
-                    k_outer: ko,
-                    k_mid: km,
-                    k_inner: ki,
-                    act_k_outer_stride: ako,
-                    act_k_mid_stride: akm,
-                })
-            },
-        )
 }
 
 fn post() -> impl Strategy<Value = Op> {
     (
-        prop_oneof![
-            Just(Activation::None),
-            Just(Activation::Relu),
-            Just(Activation::Relu6)
-        ],
+        prop_oneof![Just(Activation::None), Just(Activation::Relu), Just(Activation::Relu6)],
         any::<[bool; 4]>(),
         any::<[u16; 9]>(),
     )
@@ -194,10 +145,7 @@ fn every_opcode_is_covered_and_unknown_opcodes_fail() {
         assert_eq!(inst.opcode(), op);
     }
     for bad in 6..16u64 {
-        assert_eq!(
-            Instruction::decode(&[bad, 0, 0, 0]),
-            Err(IsaError::UnknownOpcode(bad as u8))
-        );
+        assert_eq!(Instruction::decode(&[bad, 0, 0, 0]), Err(IsaError::UnknownOpcode(bad as u8)));
     }
 }
 
@@ -205,37 +153,16 @@ fn every_opcode_is_covered_and_unknown_opcodes_fail() {
 fn invalid_fields_are_rejected() {
     // LOAD into the output buffer.
     let w = [(Buffer::Out as u64) << 8, 0, 0, 0];
-    assert!(matches!(
-        Instruction::decode(&w),
-        Err(IsaError::BadField {
-            field: "buffer",
-            ..
-        })
-    ));
+    assert!(matches!(Instruction::decode(&w), Err(IsaError::BadField { field: "buffer", .. })));
     // STORE from the weight buffer.
     let w = [3 | (Buffer::Wgt as u64) << 8, 0, 0, 0];
-    assert!(matches!(
-        Instruction::decode(&w),
-        Err(IsaError::BadField {
-            field: "buffer",
-            ..
-        })
-    ));
+    assert!(matches!(Instruction::decode(&w), Err(IsaError::BadField { field: "buffer", .. })));
     // POST activation 3.
     let w = [2 | 3 << 8, 0, 0, 0];
-    assert!(matches!(
-        Instruction::decode(&w),
-        Err(IsaError::BadField {
-            field: "activation",
-            ..
-        })
-    ));
+    assert!(matches!(Instruction::decode(&w), Err(IsaError::BadField { field: "activation", .. })));
     // SYNC on stage 3.
     let w = [4 | 3 << 8, 0, 0, 0];
-    assert!(matches!(
-        Instruction::decode(&w),
-        Err(IsaError::BadField { field: "stage", .. })
-    ));
+    assert!(matches!(Instruction::decode(&w), Err(IsaError::BadField { field: "stage", .. })));
     // LOAD popping from a previous stage that does not exist.
     let w = [1 << 4, 0, 0, 0];
     assert!(Instruction::decode(&w).is_err());
