@@ -8,7 +8,7 @@
 //! For a format with `m = mantissa_bits` (sign included) and `k = exponent_bits`:
 //!
 //! * **Value of an element**: `x = mantissa · 2^(E − (m − 2))`, where `E` is the block's shared exponent and
-//!   `mantissa` is a signed integer. So `mantissa / 2^(m−2)` is a fixed-point number in `(−2, 2)`: for
+//!   `mantissa` is a signed integer. So `mantissa / 2^(m−2)` is a fixed-point number in `[−2, 2)`: for
 //!   `m = 8` this is exactly MX INT8 (implicit scale `2^−6`).
 //! * **Shared exponent** (the MX rule): `E = floor(log2(max_i |x_i|)) − emax_elem` with `emax_elem = 0` for
 //!   these integer elements, clamped to `[E_min, E_max]`. `floor(log2)` is taken exactly, subnormal inputs
@@ -355,7 +355,7 @@ impl BfpTensor {
     /// Quantizes `values` (a whole number of blocks) with the given rounding.
     pub fn quantize(format: BfpFormat, rounding: Rounding, values: &[f32]) -> Result<Self, BfpError> {
         let bs = format.block_size;
-        if values.len() % bs != 0 {
+        if !values.len().is_multiple_of(bs) {
             return Err(BfpError::RaggedInput { len: values.len(), block_size: bs });
         }
         let mut mantissas = vec![0i8; values.len()];

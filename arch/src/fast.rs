@@ -4,8 +4,8 @@
 //! increasing `k` order); only the data movement differs. Per output row the activation blocks of the whole
 //! reduction are gathered once into a contiguous scratch row, each output column's weights are already
 //! contiguous, and the block dot products run over contiguous `i8` slices the compiler vectorises. Rows are
-//! split across threads (`std::thread::scope`) when the product is large enough to pay for them. Tests in
-//! this module and in `tests/` hold it equal to the reference on random programs.
+//! split across threads (`std::thread::scope`) when the product is large enough to pay for them. The tests in
+//! `arch/tests/golden_model.rs` hold it bit-identical to the reference on random GEMMs and whole programs.
 
 use crate::accum::{accumulate, Term};
 use crate::bfp::BfpFormat;

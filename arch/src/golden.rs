@@ -10,6 +10,8 @@
 //! The GEMM inner loop exists twice: the plain loop in this file (the reference) and the fast kernel in
 //! [`crate::fast`], which the runtime uses. [`Engine::set_kernel`] picks one; tests hold them bit-identical.
 
+use std::collections::VecDeque;
+
 use thiserror::Error;
 
 use crate::accum::{accumulate, accumulator_input, Term};
@@ -17,7 +19,7 @@ use crate::bfp::{pack_block_mantissas, quantize_block_into, unpack_block_mantiss
 use crate::config::{ConfigError, EngineConfig};
 use crate::isa::{Activation, Buffer, Gemm, Instruction, IsaError, Load, Op, Post, Stage, Store, INSTRUCTION_BYTES};
 use crate::regs::ErrorCode;
-use crate::timing::{self, Timing};
+use crate::timing::{self, token_queue, Timing};
 
 /// What went wrong in a program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -217,11 +219,11 @@ impl Engine {
         tail: u32,
     ) -> Result<RunReport, ExecError> {
         let err = |pc: usize, code, message: String| ExecError { fault: Fault::Engine(code), pc, message };
-        if cq_size == 0 || !cq_size.is_power_of_two() || head >= cq_size || tail >= cq_size {
+        if !cq_size.is_power_of_two() || head >= cq_size || tail >= cq_size || !cq_base.is_multiple_of(32) {
             return Err(err(
                 0,
                 ErrorCode::IllegalInstruction,
-                format!("bad ring: size {cq_size}, head {head}, tail {tail}"),
+                format!("bad ring: base {cq_base:#x} (32-byte aligned), size {cq_size} (a power of two), head {head}, tail {tail}"),
             ));
         }
         let count = ((tail + cq_size - head) % cq_size) as usize;
@@ -269,7 +271,7 @@ impl Engine {
             })?;
             let t = clock.schedule(inst).map_err(|(code, m)| at(pc)((Fault::Engine(code), m)))?;
             if let Some(stage) = inst.stage() {
-                races.check(pc, stage, t, &self.footprint(inst), clock.earliest_next_start()).map_err(at(pc))?;
+                races.check(pc, inst, stage, &self.footprint(inst)).map_err(at(pc))?;
             }
             self.apply(inst, mem, &mut report.counters).map_err(at(pc))?;
             let cost = t.end - t.start;
@@ -656,37 +658,66 @@ struct Access {
     write: bool,
 }
 
-/// Finds conflicting buffer accesses between stages that the program's tokens do not order.
+/// Finds conflicting buffer accesses between stages that the program's dependency tokens do not order.
+///
+/// It tracks happens-before with vector clocks: `clock[s]` counts, for each stage, how many of that stage's
+/// instructions are ordered before the current one (by program order within a stage, and through the tokens
+/// popped). Two accesses conflict when their buffer ranges overlap and one writes; a conflict between stages is
+/// a race unless the earlier access happens-before the later one. The verdict does not depend on timing, so a
+/// program that passes is correct for any DMA latency. Ranges are the hulls of each instruction's accesses, so
+/// the check is conservative for interleaved strided accesses that are not ordered.
 #[derive(Default)]
 struct RaceChecker {
-    /// Accesses of instructions that may still overlap future ones: (access, stage, end cycle, pc).
+    /// The vector clock of each stage's latest instruction.
+    stage_clock: [[u64; 3]; 3],
+    /// Vector clocks carried by the tokens in each queue, oldest first.
+    tokens: [VecDeque<[u64; 3]>; 4],
+    /// Accesses that some stage is not yet ordered after: (access, stage, sequence number in stage, pc).
     live: Vec<(Access, Stage, u64, usize)>,
 }
 
 impl RaceChecker {
-    fn check(&mut self, pc: usize, stage: Stage, t: Timing, accesses: &[Access], horizon: u64) -> Fallible<()> {
+    fn check(&mut self, pc: usize, inst: &Instruction, stage: Stage, accesses: &[Access]) -> Fallible<()> {
+        let mut clock = self.stage_clock[stage as usize];
+        clock[stage as usize] += 1;
+        let d = inst.deps;
+        for (flag, prev) in [(d.pop_prev, true), (d.pop_next, false)] {
+            if let Some(q) = token_queue(stage, prev, true).filter(|_| flag) {
+                // The cycle model has already rejected pops without a token.
+                if let Some(t) = self.tokens[q].pop_front() {
+                    for s in 0..3 {
+                        clock[s] = clock[s].max(t[s]);
+                    }
+                }
+            }
+        }
         for a in accesses {
-            for (b, b_stage, b_end, b_pc) in &self.live {
+            for (b, b_stage, b_seq, b_pc) in &self.live {
                 let overlap = a.buffer == b.buffer && a.lo < b.hi && b.lo < a.hi && (a.write || b.write);
-                if overlap && *b_stage != stage && t.start < *b_end {
+                if overlap && *b_stage != stage && clock[*b_stage as usize] < *b_seq {
                     return Err((
                         Fault::Undefined,
                         format!(
-                            "{:?} buffer entries {}..{} are accessed by instruction {b_pc} ({b_stage:?} stage, \
-                             ends at cycle {b_end}) and by this one ({stage:?} stage, starts at cycle {}) without \
-                             a dependency token between them",
+                            "{:?} buffer entries {}..{} are accessed by instruction {b_pc} ({b_stage:?} stage) and by \
+                             this one ({stage:?} stage) without a dependency token ordering them",
                             a.buffer,
                             a.lo.max(b.lo),
                             a.hi.min(b.hi),
-                            t.start
                         ),
                     ));
                 }
             }
         }
-        self.live.extend(accesses.iter().map(|&a| (a, stage, t.end, pc)));
-        // No future instruction starts before `horizon`, so accesses ending by then can never conflict again.
-        self.live.retain(|(_, _, end, _)| *end > horizon);
+        for (flag, prev) in [(d.push_prev, true), (d.push_next, false)] {
+            if let Some(q) = token_queue(stage, prev, false).filter(|_| flag) {
+                self.tokens[q].push_back(clock);
+            }
+        }
+        self.stage_clock[stage as usize] = clock;
+        self.live.extend(accesses.iter().map(|&a| (a, stage, clock[stage as usize], pc)));
+        // An access every stage is already ordered after can never race again.
+        let ordered = self.stage_clock;
+        self.live.retain(|(_, s, seq, _)| ordered.iter().any(|c| c[*s as usize] < *seq));
         Ok(())
     }
 }

@@ -617,8 +617,10 @@ impl Instruction {
                 if l.buffer == Buffer::Out {
                     return bad("buffer", 3, "LOAD writes ACT, WGT or ACC");
                 }
-                if let Some(&p) = l.pad.iter().find(|&&p| p > 15) {
-                    return bad("pad", p as u64, "padding is at most 15");
+                for (f, p) in mem::PADDING.iter().zip(l.pad) {
+                    if p as u64 > f.max() {
+                        return bad(f.name, p as u64, "padding is at most 15");
+                    }
                 }
                 if l.buffer == Buffer::Acc && l.exp_addr != 0 {
                     return bad("exp_addr", l.exp_addr as u64, "must be 0 for ACC");

@@ -134,6 +134,7 @@ pub struct MatmulProgram {
 ///
 /// The weights and bias are loaded once; rows are processed in tiles that use half of each buffer, so that
 /// tile `t+1` loads while tile `t` computes and tile `t−1` stores.
+#[allow(clippy::too_many_arguments)] // one argument per part of the layer; a builder would add nothing
 pub fn dense_matmul(
     cfg: &EngineConfig,
     a: &BfpTensor,
@@ -149,14 +150,14 @@ pub fn dense_matmul(
     if a.format() != cfg.format || w.format() != cfg.format {
         return shape(format!("operands are {} and {}, the engine computes in {}", a.format(), w.format(), cfg.format));
     }
-    if m == 0 || n == 0 || a.num_blocks() % m != 0 {
+    if m == 0 || n == 0 || !a.num_blocks().is_multiple_of(m) {
         return shape(format!("A has {} blocks, not a whole number per each of {m} rows", a.num_blocks()));
     }
     let kb = a.num_blocks() / m;
     if w.num_blocks() != n * kb {
         return shape(format!("W has {} blocks, expected N·K/bs = {n}·{kb}", w.num_blocks()));
     }
-    if n % bs != 0 {
+    if !n.is_multiple_of(bs) {
         // POST works on whole blocks of columns; a compiler pads N with zero weight columns.
         return shape(format!("N = {n} must be a multiple of the block size {bs}"));
     }
@@ -201,7 +202,8 @@ pub fn dense_matmul(
     };
 
     let mb = cfg.format.mantissa_bytes() as u32;
-    let bias_base = fits16(cfg.acc_entries - bias_len, "bias base")?;
+    // The bias sits at the top of the accumulator buffer (unused, and 0, without a bias).
+    let bias_base = if bias.is_some() { fits16(cfg.acc_entries - bias_len, "bias base")? } else { 0 };
     let mut p = Vec::new();
     p.push(Instruction::new(Op::Load(Load {
         buffer: Buffer::Wgt,

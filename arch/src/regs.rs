@@ -5,11 +5,13 @@
 //! pair reads consistently. Unlisted offsets read as zero and ignore writes.
 //!
 //! # Submitting work
-//! The driver writes a program (32-byte instructions, [`crate::isa`]) into a ring of `CQ_SIZE` slots at
-//! `CQ_BASE` in the DMA window, then writes the index one past the last instruction to `DOORBELL`. The engine
-//! fetches from `CQ_HEAD` up to that tail (wrapping at `CQ_SIZE`) and executes; on each FINISH it sets
-//! `IRQ_STATUS.DONE` (raising an interrupt if enabled). On an error it stops, sets `STATUS.ERROR`,
-//! `ERROR_CODE`, `ERROR_PC` and `IRQ_STATUS.ERROR`; only `CTRL.RESET` clears an error.
+//! The driver writes one program (32-byte instructions, [`crate::isa`], ending with its only FINISH) into a
+//! ring of `CQ_SIZE` slots at `CQ_BASE` in the DMA window, then writes the index one past the FINISH to
+//! `DOORBELL`. The engine fetches from `CQ_HEAD` up to that tail (wrapping at `CQ_SIZE`) and executes; when the
+//! FINISH completes, `CQ_HEAD` equals the tail and the engine sets `IRQ_STATUS.DONE` (raising an interrupt if
+//! enabled). One program is in flight at a time: a doorbell written while `STATUS.BUSY` is ignored. On an error
+//! the engine stops, sets `STATUS.ERROR`, `ERROR_CODE`, `ERROR_PC` and `IRQ_STATUS.ERROR`; only `CTRL.RESET`
+//! clears an error.
 
 use crate::config::EngineConfig;
 
@@ -66,7 +68,7 @@ registers! {
     STATUS = 0x024, "RO";
     /// Error code (see [`ErrorCode`]); 0 when there is no error.
     ERROR_CODE = 0x028, "RO";
-    /// Ring index of the instruction that failed.
+    /// Index of the instruction that failed, counted from the `CQ_HEAD` of its doorbell (its program index).
     ERROR_PC = 0x02C, "RO";
     /// Interrupt enable: bit 0 DONE, bit 1 ERROR.
     IRQ_ENABLE = 0x030, "RW";
@@ -78,7 +80,8 @@ registers! {
     DMA_BASE_HI = 0x044, "RW";
     /// Size of the DMA window in bytes; accesses beyond it fail with `DmaOutOfBounds`.
     DMA_SIZE = 0x048, "RW";
-    /// Byte offset of the command ring in the DMA window (32-byte aligned).
+    /// Byte offset of the command ring in the DMA window (32-byte aligned; otherwise the doorbell fails with
+    /// `IllegalInstruction`).
     CQ_BASE = 0x050, "RW";
     /// Ring size in instructions (a power of two).
     CQ_SIZE = 0x054, "RW";
@@ -155,15 +158,13 @@ pub enum ErrorCode {
     NonFiniteInput = 7,
     /// A block in a BFP buffer holds a reserved exponent code.
     BadExponent = 8,
-    /// Two outputs of one GEMM map to the same accumulator.
-    AccumulatorAlias = 9,
     /// POST's quantizer saw a non-finite value (cannot happen with saturating accumulators; reserved).
     Internal = 15,
 }
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 9] = [
         ErrorCode::IllegalInstruction,
         ErrorCode::BufferOutOfRange,
         ErrorCode::DmaOutOfBounds,
@@ -172,7 +173,6 @@ impl ErrorCode {
         ErrorCode::UnbalancedTokens,
         ErrorCode::NonFiniteInput,
         ErrorCode::BadExponent,
-        ErrorCode::AccumulatorAlias,
         ErrorCode::Internal,
     ];
 

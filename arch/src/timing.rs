@@ -118,7 +118,7 @@ pub struct Timing {
     pub end: u64,
 }
 
-/// The four token queues, indexed as `[load→compute, compute→load, compute→store, store→compute]`.
+/// The four token queues (indices into [`QUEUE_NAMES`]), indexed as `[load→compute, compute→load, compute→store, store→compute]`.
 const L2C: usize = 0;
 const C2L: usize = 1;
 const C2S: usize = 2;
@@ -129,7 +129,7 @@ pub const TOKEN_CAPACITY: usize = (1 << TOKEN_COUNTER_BITS) - 1;
 
 /// The queue an instruction of `stage` pops for `pop_prev`/`pop_next` and pushes for `push_prev`/`push_next`;
 /// `None` where the stage has no such neighbour (rejected by [`Instruction::validate`]).
-fn queue(stage: Stage, prev: bool, pop: bool) -> Option<usize> {
+pub fn token_queue(stage: Stage, prev: bool, pop: bool) -> Option<usize> {
     match (stage, prev, pop) {
         (Stage::Compute, true, true) => Some(L2C),
         (Stage::Store, true, true) => Some(C2S),
@@ -225,7 +225,7 @@ impl Clock {
             if !flag {
                 continue;
             }
-            let q = queue(stage, prev, true).expect("validated dependency flags");
+            let q = token_queue(stage, prev, true).expect("validated dependency flags");
             let pushed = self.tokens[q].pop_front().ok_or_else(|| {
                 (
                     ErrorCode::TokenUnderflow,
@@ -237,12 +237,12 @@ impl Clock {
         let end = start + cost;
         for (flag, prev) in [(inst.deps.pop_prev, true), (inst.deps.pop_next, false)] {
             if flag {
-                self.history[queue(stage, prev, true).expect("validated")].1.push(start);
+                self.history[token_queue(stage, prev, true).expect("validated")].1.push(start);
             }
         }
         for (flag, prev) in [(inst.deps.push_prev, true), (inst.deps.push_next, false)] {
             if flag {
-                let q = queue(stage, prev, false).expect("validated dependency flags");
+                let q = token_queue(stage, prev, false).expect("validated dependency flags");
                 self.tokens[q].push_back(end);
                 self.history[q].0.push(end);
             }
@@ -255,11 +255,6 @@ impl Clock {
         }
         self.last_end = self.last_end.max(end);
         Ok(Timing { dispatch, start, end })
-    }
-
-    /// The earliest cycle at which any instruction not yet scheduled can start.
-    pub fn earliest_next_start(&self) -> u64 {
-        self.stage_free.into_iter().min().unwrap_or(0)
     }
 
     /// Checks that no token counter ever held more than [`TOKEN_CAPACITY`] tokens at once (in real time,

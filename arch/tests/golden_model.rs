@@ -452,6 +452,27 @@ fn unsynchronised_and_aliasing_programs_are_refused() {
     ok[0] = ok[0].with_deps(PUSH_NEXT);
     ok[1] = ok[1].with_deps(POP_PREV);
     Engine::new(cfg).run(&ok, &mut [0; 1024]).unwrap();
+    // Ordered only by this cycle model's timing (a long GEMM delays the reader past the load's end) is
+    // still a race: with another DMA latency it would not be.
+    let long = Gemm { act_base: 512, ..Gemm::dense(256, 4, 1, true) };
+    let program = [
+        Instruction::new(Op::Gemm(long)),
+        Instruction::new(Op::Load(load(Buffer::Act, 0, 4, 4, 0, 512))),
+        Instruction::new(Op::Gemm(Gemm::dense(4, 4, 4, true))),
+        fin,
+    ];
+    let mut engine = Engine::new(cfg);
+    let e = engine.run(&program, &mut [0; 1024]).unwrap_err();
+    assert_eq!((e.fault, e.pc), (Fault::Undefined, 2));
+    // Ordering through SYNC instructions' tokens is enough.
+    let program = [
+        Instruction::new(Op::Load(load(Buffer::Act, 0, 4, 4, 0, 512))),
+        Instruction::new(Op::Sync(Stage::Load)).with_deps(PUSH_NEXT),
+        Instruction::new(Op::Sync(Stage::Compute)).with_deps(POP_PREV),
+        Instruction::new(Op::Gemm(Gemm::dense(4, 4, 4, true))),
+        fin,
+    ];
+    Engine::new(cfg).run(&program, &mut [0; 1024]).unwrap();
     // Two rows mapped onto the same accumulators.
     let g = Gemm { acc_m_inner_stride: 0, ..Gemm::dense(2, 4, 1, true) };
     let e = run_err(cfg, &[Instruction::new(Op::Gemm(g)), fin], &mut []);
@@ -567,4 +588,22 @@ fn a_program_in_a_wrapping_ring_gives_the_same_results() {
     mem[ring as usize + slot * 32 + 31] = 0x80; // a reserved bit of word 3
     let e = Engine::new(cfg).run_ring(&mut mem, ring, size, head, tail).unwrap_err();
     assert_eq!((e.fault, e.pc), (Fault::Engine(ErrorCode::IllegalInstruction), 3));
+}
+
+#[test]
+fn matmul_without_bias_on_the_full_size_presets() {
+    // The 16×16 and 32×32 presets have 65536 accumulators, one more than a 16-bit address can name.
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    for cfg in [EngineConfig::default_16x16(), EngineConfig::large_32x32()] {
+        let (m, k, n) = (10, 2 * cfg.format.block_size(), cfg.format.block_size());
+        let a = BfpTensor::quantize(cfg.format, Rounding::NearestEven, &random_values(&mut rng, m * k, 1.0)).unwrap();
+        let w = BfpTensor::quantize(cfg.format, Rounding::NearestEven, &random_values(&mut rng, n * k, 1.0)).unwrap();
+        let built = dense_matmul(&cfg, &a, &w, m, n, None, Activation::None, OutputKind::F32).unwrap();
+        let mut mem = built.window.bytes.clone();
+        Engine::new(cfg).run(&built.program, &mut mem).unwrap();
+        let OutputLocation::F32(at) = built.output else { unreachable!() };
+        let got = DmaWindow { bytes: mem }.get_f32(at, m * n).unwrap();
+        let want = expected_matmul(&a, &w, m, n, &vec![0.0; n], Activation::None);
+        assert_eq!(got, want);
+    }
 }
