@@ -12,6 +12,9 @@ use crate::bfp::BfpFormat;
 use crate::golden::BlockBuffer;
 use crate::isa::Gemm;
 
+/// Output columns whose accumulations are interleaved.
+const LANES: usize = 8;
+
 /// Products below this many MACs run on the calling thread only.
 const PARALLEL_THRESHOLD_MACS: u64 = 1 << 21;
 
@@ -98,7 +101,7 @@ impl Ctx<'_> {
         let (bs, kb) = (self.bs, self.kb);
         let mut a_mant = vec![0i8; kb * bs];
         let mut a_exp = vec![0i32; kb];
-        let mut dots = vec![0i32; kb];
+        let mut dots = vec![0i32; kb * LANES];
         let mut saturations = 0;
         for (&(act_row, _), out_row) in rows.iter().zip(out.chunks_exact_mut(self.n_size)) {
             for (k, &off) in self.k_offsets.iter().enumerate() {
@@ -106,18 +109,28 @@ impl Ctx<'_> {
                 a_mant[k * bs..(k + 1) * bs].copy_from_slice(self.act.block(e));
                 a_exp[k] = self.act.exponents[e] as i32 - self.offset;
             }
-            for (n, slot) in out_row.iter_mut().enumerate() {
-                let w0 = self.g.wgt_base as usize + n * self.g.wgt_n_stride as usize;
-                let w_mant = &self.wgt.mantissas[w0 * bs..(w0 + kb) * bs];
-                let w_exp = &self.wgt.exponents[w0..w0 + kb];
-                block_dots(bs, &a_mant, w_mant, &mut dots);
-                let mut sum = *slot;
-                for k in 0..kb {
-                    let s = accumulate(sum, Term { mantissa: dots[k], exponent: a_exp[k] + w_exp[k] as i32 });
-                    saturations += s.saturated as u64;
-                    sum = s.value;
+            // Columns go in groups of LANES whose accumulations interleave: each column still adds its terms
+            // in increasing k, but the independent dependency chains overlap in the CPU's pipeline.
+            for (group, slots) in out_row.chunks_mut(LANES).enumerate() {
+                let mut w_exp: [&[u8]; LANES] = [&[]; LANES];
+                for (j, exps) in w_exp.iter_mut().enumerate().take(slots.len()) {
+                    let w0 = self.g.wgt_base as usize + (group * LANES + j) * self.g.wgt_n_stride as usize;
+                    block_dots(
+                        bs,
+                        &a_mant,
+                        &self.wgt.mantissas[w0 * bs..(w0 + kb) * bs],
+                        &mut dots[j * kb..(j + 1) * kb],
+                    );
+                    *exps = &self.wgt.exponents[w0..w0 + kb];
                 }
-                *slot = sum;
+                for k in 0..kb {
+                    for (j, slot) in slots.iter_mut().enumerate() {
+                        let term = Term { mantissa: dots[j * kb + k], exponent: a_exp[k] + w_exp[j][k] as i32 };
+                        let s = accumulate(*slot, term);
+                        saturations += s.saturated as u64;
+                        *slot = s.value;
+                    }
+                }
             }
         }
         saturations
