@@ -1,5 +1,17 @@
-//! The PCIe/VFIO user-space driver and the device backends.
+//! # driver: the systole user-space driver
 //!
-//! **Not implemented yet.** This crate is a placeholder in the workspace so that the layout is fixed from
-//! the start; it is filled by issue 6. It deliberately exports nothing, so nothing can depend on
-//! behaviour that does not exist.
+//! One device interface, [`Backend`], with backends for the emulated engine ([`emu`]) and real hardware
+//! through VFIO ([`vfio`]); the Verilator model plugs in from the `sim` crate. [`Accelerator`] speaks the
+//! engine's register protocol (`arch::regs`) over any of them: discovery, the DMA window, the command ring,
+//! doorbell, completion by interrupt or polling with a timeout, counters and reset. See `docs/driver.md`.
+
+pub mod accelerator;
+pub mod backend;
+pub mod emu;
+pub mod error;
+pub mod model;
+
+pub use accelerator::{Accelerator, RunStats};
+pub use backend::Backend;
+pub use emu::EmuBackend;
+pub use error::DriverError;
