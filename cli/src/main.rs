@@ -1,1 +1,206 @@
-fn main() {}
+//! `systole`: the command line of the systole FPGA inference stack.
+//!
+//! Only the `arch` commands exist today: they describe an engine configuration and run one quantized layer
+//! on the bit-exact, cycle-exact golden model of the engine. Commands for the runtime (classifying photos),
+//! the driver and the server are added by the issues that build those crates; until then the CLI offers
+//! nothing that would pretend to do their work.
+
+mod demo;
+mod info;
+mod layer;
+
+use std::process::ExitCode;
+
+use arch::EngineConfig;
+use clap::{Args, Parser, Subcommand};
+
+/// The help text shared by every `--config` argument.
+const CONFIG_HELP: &str = "Engine configuration: a preset (tiny, 16x16, 32x32) or RxC (array sizes powers of \
+two in 2..=128, other parameters from 16x16), optionally followed by -FORMAT where FORMAT is msfp12, msfp16, \
+mxint8 or bfp<block>m<mantissa bits>[e<exponent bits>]; e.g. 16x16, tiny, 32x32-msfp12, 8x32-bfp32m6";
+
+/// systole: an open, Rust-first FPGA inference stack (a rebuild of Microsoft's Project Brainwave).
+///
+/// Today only the engine's architecture contract exists (the `arch` crate): the `arch` commands describe an
+/// engine configuration and run one quantized layer on the golden model of the engine. Classifying photos
+/// (runtime), talking to an FPGA (driver) and serving over gRPC (server) are not implemented yet.
+#[derive(Debug, Parser)]
+#[command(name = "systole", version, propagate_version = true)]
+struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The engine's architecture: configuration, number formats, registers, and a golden-model demo.
+    #[command(subcommand)]
+    Arch(ArchCommand),
+}
+
+/// Commands of `systole arch`.
+#[derive(Debug, Subcommand)]
+enum ArchCommand {
+    /// Print an engine configuration: its parameters, its BFP number format and its BAR0 configuration
+    /// registers.
+    Info(InfoArgs),
+    /// Run one quantized dense layer on the golden model and report program size, cycles, utilisation,
+    /// latency and accuracy against an f32 reference.
+    ///
+    /// The layer is out[M×N] = activation(A[M×K] · Wᵀ + bias), with deterministic pseudo-random data from
+    /// --seed: A ≥ 0 like a post-ReLU feature map, W ~ N(0, sqrt(2/K)) (He initialisation), a small bias.
+    /// A and W are quantized to the configuration's BFP format, the program is built by the arch crate's
+    /// tiled, double-buffered matmul builder and run on the bit-exact, cycle-exact golden model. The run is
+    /// repeated with the other GEMM kernel and the command fails unless both kernels give the same bits.
+    /// The defaults (M=196, K=1152, N=128) are a 3×3 convolution with 128 input and 128 output channels on
+    /// a 14×14 feature map, written as a matrix product.
+    ///
+    /// This is the main job until the runtime lands: no FPGA and no photo classification are involved.
+    Demo(DemoArgs),
+}
+
+/// Arguments of `systole arch info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    #[arg(long, value_name = "CFG", default_value = "16x16", help = CONFIG_HELP)]
+    pub config: EngineConfig,
+}
+
+/// The GEMM kernel the golden model uses (both give identical bits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum KernelArg {
+    /// The fast kernel the runtime's emulated engine uses (contiguous, vectorised, multi-threaded).
+    Fast,
+    /// The plain reference loop nest that defines the ISA's GEMM.
+    Reference,
+}
+
+impl KernelArg {
+    /// The arch crate's kernel selector.
+    pub fn kernel(self) -> arch::golden::Kernel {
+        match self {
+            KernelArg::Fast => arch::golden::Kernel::Fast,
+            KernelArg::Reference => arch::golden::Kernel::Reference,
+        }
+    }
+
+    /// The other kernel, used for the bit-identity check.
+    pub fn other(self) -> KernelArg {
+        match self {
+            KernelArg::Fast => KernelArg::Reference,
+            KernelArg::Reference => KernelArg::Fast,
+        }
+    }
+
+    /// The name as typed on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelArg::Fast => "fast",
+            KernelArg::Reference => "reference",
+        }
+    }
+}
+
+/// The activation function applied after the bias.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ActivationArg {
+    /// Identity.
+    None,
+    /// max(x, 0).
+    Relu,
+    /// min(max(x, 0), 6).
+    Relu6,
+}
+
+impl ActivationArg {
+    /// The ISA's activation.
+    pub fn activation(self) -> arch::isa::Activation {
+        match self {
+            ActivationArg::None => arch::isa::Activation::None,
+            ActivationArg::Relu => arch::isa::Activation::Relu,
+            ActivationArg::Relu6 => arch::isa::Activation::Relu6,
+        }
+    }
+
+    /// The name as typed on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ActivationArg::None => "none",
+            ActivationArg::Relu => "relu",
+            ActivationArg::Relu6 => "relu6",
+        }
+    }
+}
+
+/// Arguments of `systole arch demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[arg(long, value_name = "CFG", default_value = "16x16", help = CONFIG_HELP)]
+    pub config: EngineConfig,
+    /// Rows of the activation matrix A and of the output (M: e.g. spatial positions of a feature map).
+    #[arg(long, value_name = "M", default_value_t = 196)]
+    pub m: usize,
+    /// Reduction length (K: e.g. kernel height × width × input channels); a positive multiple of the
+    /// format's block size.
+    #[arg(long, value_name = "K", default_value_t = 1152)]
+    pub k: usize,
+    /// Output columns (N: e.g. output channels); a positive multiple of the format's block size.
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    pub n: usize,
+    /// Seed of the pseudo-random layer (ChaCha8); the same seed gives the same layer and the same output.
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    pub seed: u64,
+    /// Activation function applied after the bias (in the engine's POST stage and in the reference).
+    #[arg(long, value_enum, default_value_t = ActivationArg::Relu)]
+    pub activation: ActivationArg,
+    /// GEMM kernel of the golden model for the reported run; the other kernel is run too and must agree to
+    /// the bit.
+    #[arg(long, value_enum, default_value_t = KernelArg::Fast)]
+    pub kernel: KernelArg,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Arch(ArchCommand::Info(args)) => info::run(&args),
+        Command::Arch(ArchCommand::Demo(args)) => demo::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}` prints the whole chain of causes on one line: "context: cause: cause".
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_parse() {
+        let cli = Cli::try_parse_from(["systole", "arch", "demo"]).unwrap();
+        let Command::Arch(ArchCommand::Demo(d)) = cli.command else {
+            panic!("expected demo");
+        };
+        assert_eq!((d.m, d.k, d.n), (196, 1152, 128));
+        assert_eq!(d.config, EngineConfig::default_16x16());
+        assert_eq!(d.kernel, KernelArg::Fast);
+    }
+
+    #[test]
+    fn bad_config_is_a_parse_error() {
+        let err = Cli::try_parse_from(["systole", "arch", "info", "--config", "3x3"]).unwrap_err();
+        assert!(err.to_string().contains("power of two"), "{err}");
+    }
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Runs every check of the repository: formatting, lints and all tests of the workspace.
+#
+# This is the one test command (README, "Two commands") and what CI runs (.ci/run). It first installs what
+# the checks need and is missing, so it works on a fresh machine; add system packages to install_deps below.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+section() {
+    printf '\n==== %s ====\n' "$*"
+}
+
+# Installs Debian packages for commands the tests need, only when a command is missing and we are root.
+# Add entries to DEPS as "command:debian-package" (e.g. "verilator:verilator"); today the tests need nothing
+# beyond the Rust toolchain, so the list is empty.
+DEPS=()
+install_deps() {
+    local missing=() entry
+    for entry in "${DEPS[@]}"; do
+        command -v "${entry%%:*}" >/dev/null 2>&1 || missing+=("${entry#*:}")
+    done
+    if [ "${#missing[@]}" -eq 0 ]; then
+        echo "system packages: nothing missing"
+        return 0
+    fi
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "missing packages: ${missing[*]}; install them (apt-get install ${missing[*]}) or run as root" >&2
+        exit 1
+    fi
+    echo "installing: ${missing[*]}"
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+section "dependencies"
+for tool in cargo rustc; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "$tool not found: install the Rust toolchain (rustup, https://rustup.rs) first" >&2
+        exit 1
+    fi
+done
+for sub in fmt clippy; do
+    if ! cargo "$sub" --version >/dev/null 2>&1; then
+        echo "cargo $sub not found: add it to the toolchain (rustup component add ${sub/fmt/rustfmt})" >&2
+        exit 1
+    fi
+done
+cargo --version
+install_deps
+
+section "format: cargo fmt --all -- --check"
+cargo fmt --all -- --check
+
+section "lint: cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+section "test: cargo test --workspace"
+cargo test --workspace
+
+section "all checks passed"

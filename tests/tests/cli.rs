@@ -1,0 +1,177 @@
+//! Drives the built `systole` binary as a user would and checks what it prints and how it exits.
+//!
+//! # Finding the binary
+//! Cargo sets `CARGO_BIN_EXE_<name>` only for the integration tests of the package that owns the binary,
+//! and `cli` is a binary-only package, so this package can neither use that variable nor depend on `cli`.
+//! A path guessed under `target/` is not safe either: `cargo test` builds `cli`'s test harness, not the
+//! plain `systole` executable, so a guessed file may be missing or, worse, stale.
+//!
+//! So the first test that needs the binary asks cargo to build it: `cargo build -p cli --bin systole
+//! --message-format=json` with the cargo that runs these tests (`$CARGO`), in the same profile family
+//! (`--release` when this test was built without debug assertions), and takes the executable's path from
+//! cargo's `compiler-artifact` message. That always tests the current sources, honours `CARGO_TARGET_DIR`
+//! and cargo configuration, and happens once per test process (the result is cached in a `OnceLock`).
+//! Cargo releases its build lock before it runs test binaries, so the nested build does not deadlock.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The workspace root (this package lives in `<root>/tests`).
+fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the tests package is inside the workspace")
+}
+
+/// Builds `systole` (once per process) and returns the path of the executable.
+fn systole_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(workspace_root()).args([
+            "build",
+            "--package",
+            "cli",
+            "--bin",
+            "systole",
+            "--message-format=json-render-diagnostics",
+        ]);
+        if !cfg!(debug_assertions) {
+            cmd.arg("--release");
+        }
+        let out = cmd.output().expect("running cargo to build systole");
+        assert!(out.status.success(), "cargo build -p cli failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8(out.stdout).expect("cargo prints UTF-8 JSON");
+        let exe = stdout
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|msg| msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "systole")
+            .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
+            .expect("cargo reported no executable for the systole binary");
+        assert!(exe.is_file(), "{} does not exist", exe.display());
+        exe
+    })
+}
+
+/// Runs `systole` with `args`.
+fn systole(args: &[&str]) -> Output {
+    Command::new(systole_bin()).args(args).output().expect("running systole")
+}
+
+/// Runs `systole` with `args`, asserts it succeeded, and returns its standard output.
+fn systole_ok(args: &[&str]) -> String {
+    let out = systole(args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "systole {args:?} failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
+    stdout
+}
+
+/// Runs `systole` with `args`, asserts it failed cleanly (non-zero exit, no panic), and returns its standard
+/// error.
+fn systole_err(args: &[&str]) -> String {
+    let out = systole(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "systole {args:?} should have failed; stdout:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_ne!(out.status.code(), Some(101), "exit code 101 is Rust's panic code: {stderr}");
+    assert!(!stderr.contains("panicked"), "systole {args:?} panicked:\n{stderr}");
+    assert!(stderr.contains("error"), "no error message for {args:?}:\n{stderr}");
+    stderr
+}
+
+/// The SQNR the demo reports, in dB.
+fn sqnr(stdout: &str) -> f64 {
+    let line = stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("SQNR"))
+        .unwrap_or_else(|| panic!("no SQNR line in:\n{stdout}"));
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("cannot parse the SQNR in {line:?}"))
+}
+
+/// A layer small enough for the unoptimised test build: M = 8, K = 64, N = 32.
+const SMALL_LAYER: [&str; 6] = ["--m", "8", "--k", "64", "--n", "32"];
+
+/// Runs `systole arch demo` on [`SMALL_LAYER`] with `config` and `extra` arguments; returns its output.
+fn demo(config: &str, extra: &[&str]) -> String {
+    let mut args = vec!["arch", "demo", "--config", config];
+    args.extend(SMALL_LAYER);
+    args.extend(extra);
+    systole_ok(&args)
+}
+
+#[test]
+fn demo_runs_and_both_kernels_agree_to_the_bit() {
+    let out = demo("tiny", &[]);
+    assert!(out.contains("bit-identical"), "{out}");
+    for expected in ["cycles", "MAC utilisation", "latency", "LOAD", "GEMM", "max abs error"] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+    let db = sqnr(&out);
+    assert!(db > 30.0, "MSFP16 should give more than 30 dB, got {db}");
+    // Starting from the reference kernel checks the fast one the other way round.
+    let out = demo("tiny", &["--kernel", "reference", "--activation", "none"]);
+    assert!(out.contains("reference vs fast: bit-identical"), "{out}");
+}
+
+#[test]
+fn fewer_mantissa_bits_give_lower_sqnr() {
+    let msfp16 = sqnr(&demo("tiny", &[]));
+    let msfp12 = sqnr(&demo("tiny-msfp12", &[]));
+    assert!(msfp12 < msfp16, "MSFP12 ({msfp12} dB) should be less accurate than MSFP16 ({msfp16} dB)");
+    // Three magnitude bits still carry the signal.
+    assert!(msfp12 > 10.0, "MSFP12 gave only {msfp12} dB");
+}
+
+#[test]
+fn demo_is_deterministic_for_a_seed() {
+    let a = demo("tiny", &["--seed", "42"]);
+    assert_eq!(a, demo("tiny", &["--seed", "42"]));
+    assert_ne!(sqnr(&a), sqnr(&demo("tiny", &["--seed", "43"])));
+}
+
+#[test]
+fn info_describes_the_configuration() {
+    let out = systole_ok(&["arch", "info", "--config", "16x16"]);
+    for expected in ["16x16", "msfp16", "block size", "exponent bias", "CONFIG_ARRAY", "64.00 GMAC/s"] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+    let out = systole_ok(&["arch", "info", "--config", "32x32-msfp12"]);
+    assert!(out.contains("32x32 msfp12"), "{out}");
+}
+
+#[test]
+fn bad_input_fails_with_a_clear_message() {
+    let err = systole_err(&["arch", "demo", "--k", "30"]);
+    assert!(err.contains("multiple of the block size 16"), "{err}");
+    let err = systole_err(&["arch", "demo", "--config", "3x3"]);
+    assert!(err.contains("3x3") && err.contains("power of two"), "{err}");
+    let err = systole_err(&["arch", "info", "--config", "16x16-fp8"]);
+    assert!(err.contains("fp8"), "{err}");
+    let err = systole_err(&["arch", "demo", "--n", "8"]);
+    assert!(err.contains("N must be a positive multiple"), "{err}");
+    let err = systole_err(&["arch", "demo", "--m", "0"]);
+    assert!(err.contains("M must be at least 1"), "{err}");
+    // Errors from the arch crate's program builder come through with their message.
+    let err = systole_err(&["arch", "demo", "--config", "tiny", "--m", "1", "--k", "1024", "--n", "64"]);
+    assert!(err.contains("weight buffer holds 1024"), "{err}");
+}
+
+#[test]
+fn only_implemented_commands_exist() {
+    for cmd in ["classify", "serve"] {
+        let err = systole_err(&[cmd]);
+        assert!(err.contains("unrecognized subcommand"), "{err}");
+    }
+    for args in [&["--help"][..], &["arch", "--help"], &["arch", "info", "--help"], &["arch", "demo", "--help"]] {
+        let out = systole_ok(args);
+        assert!(out.contains("Usage: systole"), "{out}");
+    }
+}
