@@ -12,8 +12,8 @@ section() {
 }
 
 # Installs Debian packages for commands the tests need, only when a command is missing and we are root.
-# Add entries to DEPS as "command:debian-package" (e.g. "verilator:verilator"); today the tests need nothing
-# beyond the Rust toolchain, so the list is empty.
+# Add entries to DEPS as "command:debian-package" (e.g. "verilator:verilator"). The QEMU VFIO test installs its
+# own packages (QEMU from bookworm-backports, Debian's kernel, busybox) through scripts/qemu-vfio-test.sh.
 DEPS=()
 install_deps() {
     local missing=() entry
@@ -48,6 +48,10 @@ for sub in fmt clippy; do
 done
 cargo --version
 install_deps
+
+section "dependencies of the QEMU VFIO test: scripts/qemu-vfio-test.sh --install-only"
+./scripts/qemu-vfio-test.sh --install-only
+export SYSTOLE_QEMU_TESTS=1
 
 section "format: cargo fmt --all -- --check"
 cargo fmt --all -- --check

@@ -1,11 +1,13 @@
 //! `systole`: the command line of the systole FPGA inference stack.
 //!
-//! Only the `arch` commands exist today: they describe an engine configuration and run one quantized layer
-//! on the bit-exact, cycle-exact golden model of the engine. Commands for the runtime (classifying photos),
-//! the driver and the server are added by the issues that build those crates; until then the CLI offers
-//! nothing that would pretend to do their work.
+//! The `arch` commands describe an engine configuration and run one quantized layer on the bit-exact,
+//! cycle-exact golden model of the engine; the `device` commands reach engines through the driver (the
+//! emulated engine, or real hardware through VFIO). Commands for the runtime (classifying photos) and the
+//! server are added by the issues that build those crates; until then the CLI offers nothing that would
+//! pretend to do their work.
 
 mod demo;
+mod device;
 mod info;
 mod layer;
 
@@ -21,9 +23,10 @@ mxint8 or bfp<block>m<mantissa bits>[e<exponent bits>]; e.g. 16x16, tiny, 32x32-
 
 /// systole: an open, Rust-first FPGA inference stack (a rebuild of Microsoft's Project Brainwave).
 ///
-/// Today only the engine's architecture contract exists (the `arch` crate): the `arch` commands describe an
-/// engine configuration and run one quantized layer on the golden model of the engine. Classifying photos
-/// (runtime), talking to an FPGA (driver) and serving over gRPC (server) are not implemented yet.
+/// The `arch` commands describe an engine configuration and run one quantized layer on the golden model of
+/// the engine; the `device` commands list engines, show what one reports and self-test it through the driver
+/// (the emulated engine, or real hardware bound to vfio-pci). Classifying photos (runtime) and serving over
+/// gRPC (server) are not implemented yet.
 #[derive(Debug, Parser)]
 #[command(name = "systole", version, propagate_version = true)]
 struct Cli {
@@ -38,6 +41,42 @@ enum Command {
     /// The engine's architecture: configuration, number formats, registers, and a golden-model demo.
     #[command(subcommand)]
     Arch(ArchCommand),
+    /// Engines the driver can reach: list them, show what one reports, run a self-test on one.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+}
+
+/// The help text shared by every `--device` argument.
+const DEVICE_HELP: &str = "Device: emu (the emulated 16x16 MSFP16 engine), emu:CONFIG (any engine configuration, e.g. \
+emu:tiny, emu:32x32-msfp12) or vfio:PCI-ADDRESS (a real engine bound to vfio-pci, e.g. vfio:0000:01:00.0)";
+
+/// Commands of `systole device`.
+#[derive(Debug, Subcommand)]
+enum DeviceCommand {
+    /// List the engines the driver can reach: the emulated engine, and PCI devices with the given IDs.
+    List {
+        /// PCI IDs of engines to look for, as VENDOR:DEVICE in hex (repeatable). A bitstream defines them.
+        #[arg(long = "pci-id", value_name = "VENDOR:DEVICE", value_parser = parse_pci_id)]
+        pci_ids: Vec<(u16, u16)>,
+    },
+    /// Open a device and print its identity, configuration (read from its registers) and counters.
+    Info {
+        #[arg(long, value_name = "DEVICE", default_value = "emu", help = DEVICE_HELP)]
+        device: driver::device::DeviceSpec,
+    },
+    /// Run a known program (a tiled matmul with bias, ReLU and BFP output) on a device and compare its output
+    /// bits and cycle count with the golden model; exits non-zero unless they are identical.
+    Selftest {
+        #[arg(long, value_name = "DEVICE", default_value = "emu", help = DEVICE_HELP)]
+        device: driver::device::DeviceSpec,
+    },
+}
+
+/// Parses `VENDOR:DEVICE` in hex, e.g. `1234:11e8`.
+fn parse_pci_id(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("{s:?}: expected VENDOR:DEVICE in hex, e.g. 1234:11e8");
+    let (v, d) = s.split_once(':').ok_or_else(bad)?;
+    Ok((u16::from_str_radix(v, 16).map_err(|_| bad())?, u16::from_str_radix(d, 16).map_err(|_| bad())?))
 }
 
 /// Commands of `systole arch`.
@@ -166,6 +205,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Arch(ArchCommand::Info(args)) => info::run(&args),
         Command::Arch(ArchCommand::Demo(args)) => demo::run(&args),
+        Command::Device(DeviceCommand::List { pci_ids }) => device::list(&pci_ids),
+        Command::Device(DeviceCommand::Info { device }) => device::info(&device),
+        Command::Device(DeviceCommand::Selftest { device }) => device::selftest(&device),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -37,3 +37,34 @@ pub trait Backend: Send {
         None
     }
 }
+
+/// A boxed backend is a backend, so that one `Accelerator<Box<dyn Backend>>` can hold whichever the user chose.
+impl Backend for Box<dyn Backend> {
+    fn name(&self) -> String {
+        (**self).name()
+    }
+
+    fn read32(&mut self, offset: u32) -> Result<u32, DriverError> {
+        (**self).read32(offset)
+    }
+
+    fn write32(&mut self, offset: u32, value: u32) -> Result<(), DriverError> {
+        (**self).write32(offset, value)
+    }
+
+    fn window(&mut self) -> &mut [u8] {
+        (**self).window()
+    }
+
+    fn window_device_address(&self) -> u64 {
+        (**self).window_device_address()
+    }
+
+    fn wait_interrupt(&mut self, timeout: Duration) -> Result<bool, DriverError> {
+        (**self).wait_interrupt(timeout)
+    }
+
+    fn diagnostics(&mut self) -> Option<String> {
+        (**self).diagnostics()
+    }
+}

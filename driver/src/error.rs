@@ -72,9 +72,20 @@ pub enum DriverError {
         /// Bytes available.
         have: usize,
     },
+    /// The VFIO layer failed (opening, mapping, DMA or interrupts of a real device).
+    #[error(transparent)]
+    Vfio(#[from] crate::vfio::VfioError),
+    /// The self-test could not be set up.
+    #[error("self-test: {0}")]
+    Selftest(String),
     /// An instruction could not be encoded.
     #[error("cannot encode the program: {0}")]
     Isa(#[from] IsaError),
+    /// The vfio-user transport failed: the device server could not be reached, went away, or answered
+    /// something unexpected. The message names the socket and says what to check (typically: is the server
+    /// still running, is the path right), after which the device can be reopened.
+    #[error("vfio-user: {0}")]
+    VfioUser(String),
 }
 
 fn describe(code: u32) -> String {

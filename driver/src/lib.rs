@@ -7,11 +7,15 @@
 
 pub mod accelerator;
 pub mod backend;
+pub mod device;
 pub mod emu;
 pub mod error;
 pub mod model;
+pub mod selftest;
+pub mod vfio;
 
 pub use accelerator::{Accelerator, RunStats};
 pub use backend::Backend;
 pub use emu::EmuBackend;
 pub use error::DriverError;
+pub use selftest::{selftest, SelftestReport};

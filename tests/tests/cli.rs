@@ -175,3 +175,27 @@ fn only_implemented_commands_exist() {
         assert!(out.contains("Usage: systole"), "{out}");
     }
 }
+
+#[test]
+fn device_selftest_passes_on_the_emulated_engine() {
+    for device in ["emu:tiny", "emu:8x8-msfp12"] {
+        let out = systole_ok(&["device", "selftest", "--device", device]);
+        assert!(out.contains("0 differ from the golden model"), "{out}");
+        assert!(out.contains("result       PASS"), "{out}");
+    }
+    let out = systole_ok(&["device", "info", "--device", "emu:32x32"]);
+    assert!(out.contains("32x32") && out.contains("mxint8") && out.contains("0x53595354"), "{out}");
+    let out = systole_ok(&["device", "list"]);
+    assert!(out.starts_with("emu"), "{out}");
+}
+
+#[test]
+fn unreachable_devices_fail_with_a_clear_message() {
+    let err = systole_err(&["device", "info", "--device", "fpga0"]);
+    assert!(err.contains("expected emu, emu:CONFIG or vfio:PCI-ADDRESS"), "{err}");
+    // No such PCI device on this machine: the driver says so and nothing panics.
+    let err = systole_err(&["device", "selftest", "--device", "vfio:0000:ff:1f.7"]);
+    assert!(err.contains("0000:ff:1f.7"), "{err}");
+    let err = systole_err(&["device", "list", "--pci-id", "12345"]);
+    assert!(err.contains("VENDOR:DEVICE"), "{err}");
+}
