@@ -13,6 +13,7 @@ pub mod error;
 pub mod model;
 pub mod selftest;
 pub mod vfio;
+pub mod vfio_user;
 
 pub use accelerator::{Accelerator, RunStats};
 pub use backend::Backend;
