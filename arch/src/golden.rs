@@ -66,6 +66,40 @@ pub struct Counters {
     pub saturations: u64,
 }
 
+impl std::ops::AddAssign for Counters {
+    /// Sums two sets of counters (e.g. over several runs).
+    fn add_assign(&mut self, r: Counters) {
+        self.cycles += r.cycles;
+        self.instructions += r.instructions;
+        self.macs += r.macs;
+        self.load_bytes += r.load_bytes;
+        self.store_bytes += r.store_bytes;
+        self.load_busy += r.load_busy;
+        self.compute_busy += r.compute_busy;
+        self.store_busy += r.store_busy;
+        self.saturations += r.saturations;
+    }
+}
+
+impl std::ops::Sub for Counters {
+    type Output = Counters;
+
+    /// The increments from `earlier` to `self` (counters only grow between resets).
+    fn sub(self, earlier: Counters) -> Counters {
+        Counters {
+            cycles: self.cycles - earlier.cycles,
+            instructions: self.instructions - earlier.instructions,
+            macs: self.macs - earlier.macs,
+            load_bytes: self.load_bytes - earlier.load_bytes,
+            store_bytes: self.store_bytes - earlier.store_bytes,
+            load_busy: self.load_busy - earlier.load_busy,
+            compute_busy: self.compute_busy - earlier.compute_busy,
+            store_busy: self.store_busy - earlier.store_busy,
+            saturations: self.saturations - earlier.saturations,
+        }
+    }
+}
+
 impl Counters {
     /// Fraction of the array's peak MACs used over the program.
     pub fn utilisation(&self, cfg: &EngineConfig) -> f64 {
@@ -286,17 +320,7 @@ impl Engine {
         }
         clock.check_token_capacity().map_err(|(code, m)| at(program.len() - 1)((Fault::Engine(code), m)))?;
         report.counters.cycles = report.timeline.last().map_or(0, |t| t.end);
-        let c = &mut self.counters;
-        let r = report.counters;
-        c.cycles += r.cycles;
-        c.instructions += r.instructions;
-        c.macs += r.macs;
-        c.load_bytes += r.load_bytes;
-        c.store_bytes += r.store_bytes;
-        c.load_busy += r.load_busy;
-        c.compute_busy += r.compute_busy;
-        c.store_busy += r.store_busy;
-        c.saturations += r.saturations;
+        self.counters += report.counters;
         Ok(report)
     }
 

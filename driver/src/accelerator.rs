@@ -34,6 +34,14 @@ pub struct RunStats {
     pub wall: Duration,
 }
 
+impl std::ops::AddAssign for RunStats {
+    /// Sums the costs of several runs (e.g. the programs of one layer).
+    fn add_assign(&mut self, other: RunStats) {
+        self.counters += other.counters;
+        self.wall += other.wall;
+    }
+}
+
 /// An engine, discovered and set up, behind any backend.
 pub struct Accelerator<B: Backend> {
     backend: B,
@@ -165,7 +173,7 @@ impl<B: Backend> Accelerator<B> {
         let wall = start.elapsed();
         self.head = tail;
         let after = self.counters()?;
-        Ok(RunStats { counters: delta(&before, &after), wall })
+        Ok(RunStats { counters: after - before, wall })
     }
 
     /// Waits for DONE or ERROR.
@@ -198,16 +206,3 @@ impl<B: Backend> Accelerator<B> {
     }
 }
 
-fn delta(a: &Counters, b: &Counters) -> Counters {
-    Counters {
-        cycles: b.cycles - a.cycles,
-        instructions: b.instructions - a.instructions,
-        macs: b.macs - a.macs,
-        load_bytes: b.load_bytes - a.load_bytes,
-        store_bytes: b.store_bytes - a.store_bytes,
-        load_busy: b.load_busy - a.load_busy,
-        compute_busy: b.compute_busy - a.compute_busy,
-        store_busy: b.store_busy - a.store_busy,
-        saturations: b.saturations - a.saturations,
-    }
-}
