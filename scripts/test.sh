@@ -14,7 +14,7 @@ section() {
 # Installs Debian packages for commands the tests need, only when a command is missing and we are root.
 # Add entries to DEPS as "command:debian-package" (e.g. "verilator:verilator"). The QEMU VFIO test installs its
 # own packages (QEMU from bookworm-backports, Debian's kernel, busybox) through scripts/qemu-vfio-test.sh.
-DEPS=()
+DEPS=("python3:python3" "pip3:python3-pip")
 install_deps() {
     local missing=() entry
     for entry in "${DEPS[@]}"; do
@@ -48,6 +48,13 @@ for sub in fmt clippy; do
 done
 cargo --version
 install_deps
+
+section "python test dependencies: onnx 1.18.0 (the last wheel shipping the ONNX backend node tests), onnxruntime, pillow, numpy"
+PYDEPS=("onnx==1.18.0" onnxruntime pillow numpy)
+python3 -m pip install --quiet --disable-pip-version-check "${PYDEPS[@]}" ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "${PYDEPS[@]}"
+# The tests that compare with PIL and onnxruntime must run here, not skip.
+export SYSTOLE_REQUIRE_PIL=1
 
 section "dependencies of the QEMU VFIO test: scripts/qemu-vfio-test.sh --install-only"
 ./scripts/qemu-vfio-test.sh --install-only

@@ -1,5 +1,21 @@
 //! ResNet-50 from ONNX onto the engine, validated against an f32 reference path.
 //!
-//! **Not implemented yet.** This crate is a placeholder in the workspace so that the layout is fixed from
-//! the start; it is filled by issue 3. It deliberately exports nothing, so nothing can depend on
-//! behaviour that does not exist.
+//! Layers, data flowing one way (in the style of sonos/tract):
+//!
+//! * [`onnx`]: import an ONNX `ModelProto` (prost types generated from the vendored `onnx.proto`),
+//!   constant-fold its shape arithmetic and fold BatchNormalization into convolutions;
+//! * [`graph`]: the typed graph IR the importer produces: values with static shapes, constants as f32
+//!   arrays, nodes as an enum of supported operators with parsed attributes;
+//! * [`reference`](mod@reference): the f32 reference path, a readable ndarray interpreter of that graph;
+//! * [`error`]: the error types of import and execution;
+//! * [`engine`]: matrix products and convolutions lowered to engine programs and run on a device through the
+//!   driver (host im2col for now).
+//!
+//! Quantization, scheduling onto the engine and execution on a device are still to come (issue 3).
+
+pub mod engine;
+pub mod error;
+pub mod graph;
+pub mod onnx;
+pub mod preprocess;
+pub mod reference;

@@ -1,0 +1,130 @@
+//! The f32 reference path: a plain ndarray interpreter of a [`Graph`].
+//!
+//! It is the yardstick the engine's quantized results are measured against, so it favours being obviously
+//! right: each operator family is one small file, convolutions are im2col plus a matrix product (ndarray's
+//! `dot`), everything else is direct loops or ndarray operations. Intermediate values are dropped as soon
+//! as their last consumer has run.
+
+mod conv;
+mod elementwise;
+mod layout;
+mod linalg;
+mod pool;
+
+use ndarray::ArrayD;
+
+use crate::error::RuntimeError;
+use crate::graph::{Graph, Op, ValueId};
+
+/// Runs the graph on its inputs (in [`Graph::inputs`] order) and returns its outputs (in
+/// [`Graph::outputs`] order).
+pub fn run(graph: &Graph, inputs: &[ArrayD<f32>]) -> Result<Vec<ArrayD<f32>>, RuntimeError> {
+    run_values(graph, inputs, &graph.outputs)
+}
+
+/// Runs the graph and returns the requested values (any value of the graph: outputs, intermediate
+/// activations, constants), in the order requested.
+pub fn run_values(graph: &Graph, inputs: &[ArrayD<f32>], wanted: &[ValueId]) -> Result<Vec<ArrayD<f32>>, RuntimeError> {
+    if inputs.len() != graph.inputs.len() {
+        return Err(RuntimeError::InputCount { expected: graph.inputs.len(), got: inputs.len() });
+    }
+    if let Some(&bad) = wanted.iter().find(|&&w| w >= graph.values.len()) {
+        return Err(RuntimeError::NoSuchValue(bad));
+    }
+    let mut slots: Vec<Option<ArrayD<f32>>> = vec![None; graph.values.len()];
+    for (&id, x) in graph.inputs.iter().zip(inputs) {
+        let v = &graph.values[id];
+        if x.shape() != v.shape.as_slice() {
+            return Err(RuntimeError::InputShape {
+                name: v.name.clone(),
+                expected: v.shape.clone(),
+                got: x.shape().to_vec(),
+            });
+        }
+        slots[id] = Some(x.clone());
+    }
+    // The last node using each value; values never used again are freed, except the wanted ones.
+    let mut last_use = vec![usize::MAX; graph.values.len()];
+    for (i, node) in graph.nodes.iter().enumerate() {
+        for &v in &node.inputs {
+            last_use[v] = i;
+        }
+    }
+    for &w in wanted {
+        last_use[w] = usize::MAX;
+    }
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let fail = |detail: String| RuntimeError::Node { node: node.name.clone(), op: node.op.name().into(), detail };
+        let mut args = Vec::with_capacity(node.inputs.len());
+        for &v in &node.inputs {
+            let a = match &graph.values[v].constant {
+                Some(c) => c,
+                None => slots[v]
+                    .as_ref()
+                    .ok_or_else(|| fail(format!("input '{}' is not computed", graph.values[v].name)))?,
+            };
+            args.push(a);
+        }
+        let out = eval(&node.op, &args).map_err(fail)?;
+        let expected = &graph.values[node.output].shape;
+        if out.shape() != expected.as_slice() {
+            return Err(fail(format!("computed shape {:?}, the graph says {expected:?}", out.shape())));
+        }
+        slots[node.output] = Some(out);
+        for &v in &node.inputs {
+            if last_use[v] == i {
+                slots[v] = None;
+            }
+        }
+    }
+    wanted
+        .iter()
+        .map(|&w| {
+            let v = &graph.values[w];
+            v.constant.clone().or_else(|| slots[w].clone()).ok_or_else(|| RuntimeError::Node {
+                node: v.name.clone(),
+                op: "output".into(),
+                detail: "value was not computed".into(),
+            })
+        })
+        .collect()
+}
+
+/// Evaluates one operator on its inputs.
+pub fn eval(op: &Op, x: &[&ArrayD<f32>]) -> Result<ArrayD<f32>, String> {
+    let need = |n: usize| if x.len() >= n { Ok(()) } else { Err(format!("needs {n} inputs, got {}", x.len())) };
+    need(1)?;
+    match op {
+        Op::Conv(a) => {
+            need(2)?;
+            conv::conv(x[0], x[1], x.get(2).copied(), a)
+        }
+        Op::BatchNorm { epsilon } => {
+            need(5)?;
+            elementwise::batch_norm(x[0], x[1], x[2], x[3], x[4], *epsilon)
+        }
+        Op::Relu => Ok(x[0].mapv(|v| v.max(0.0))),
+        Op::Clip { min, max } => Ok(x[0].mapv(|v| v.max(*min).min(*max))),
+        Op::MaxPool(p) => pool::max_pool(x[0], p),
+        Op::AveragePool { pool, count_include_pad } => pool::average_pool(x[0], pool, *count_include_pad),
+        Op::GlobalAveragePool => pool::global_average_pool(x[0]),
+        Op::Add => {
+            need(2)?;
+            elementwise::add(x[0], x[1])
+        }
+        Op::Gemm { alpha, beta, trans_a, trans_b } => {
+            need(2)?;
+            linalg::gemm(x[0], x[1], x.get(2).copied(), *alpha, *beta, *trans_a, *trans_b)
+        }
+        Op::MatMul => {
+            need(2)?;
+            linalg::matmul(x[0], x[1])
+        }
+        Op::Reshape { shape } => layout::reshape(x[0], shape),
+        Op::Transpose { perm } => Ok(layout::transpose(x[0], perm)),
+        Op::Pad { pads_begin, pads_end, value } => layout::pad(x[0], pads_begin, pads_end, *value),
+        Op::Slice { ranges } => Ok(layout::slice(x[0], ranges)),
+        Op::Concat { axis } => layout::concat(x, *axis),
+        Op::Softmax { axis, coerce_2d } => elementwise::softmax(x[0], *axis, *coerce_2d),
+    }
+}
