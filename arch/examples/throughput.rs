@@ -10,49 +10,22 @@
 //! per call is reported. Before anything is timed, the fast GEMM kernel and the reference loop are checked to
 //! produce identical bits on every shape, and whole-program runs with each kernel identical DMA windows.
 
+#[path = "../benches/common/mod.rs"]
+mod common;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use arch::bfp::{BfpFormat, BfpTensor, Rounding};
-use arch::config::EngineConfig;
-use arch::fast;
-use arch::golden::{self, Engine, Kernel};
-use arch::isa::{Activation, Gemm};
-use arch::program::{self, OutputKind};
+use arch::golden::{Engine, Kernel};
+use common::{
+    engine_program, normal_values, shape_name, GemmCase, ENGINE_SHAPE, GEMM_SHAPES, KERNELS, QUANTIZE_VALUES,
+};
 use half::f16;
 use half::slice::HalfFloatSliceExt;
-use ndarray::Array2;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-
-/// Values quantized per `quantize` call (a whole number of blocks of every preset).
-const QUANTIZE_VALUES: usize = 1 << 20;
-
-/// GEMM shapes `(M, K, N)`: a small tile, a ResNet-ish 3×3 convolution tile (K = 3·3·128) and a deep,
-/// narrow reduction (K = 3·3·512). All fit the 16-bit GEMM fields and 64 Ki-entry buffers unscaled.
-const GEMM_SHAPES: [(usize, usize, usize); 3] = [(64, 256, 64), (196, 1152, 128), (49, 4608, 32)];
-
-/// The whole-program shape (one of [`GEMM_SHAPES`], so it shares that shape's baseline).
-const ENGINE_SHAPE: (usize, usize, usize) = (196, 1152, 128);
 
 const MIN_ROUND: Duration = Duration::from_millis(500);
 const ROUNDS: usize = 3;
-
-/// Deterministic, roughly standard-normal values (Box–Muller over a seeded ChaCha8 stream).
-fn normal_values(len: usize, seed: u64) -> Vec<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut v = Vec::with_capacity(len + 1);
-    while v.len() < len {
-        let u1: f64 = 1.0 - rng.gen::<f64>(); // (0, 1]
-        let u2: f64 = rng.gen();
-        let r = (-2.0 * u1.ln()).sqrt();
-        let t = std::f64::consts::TAU * u2;
-        v.push((r * t.cos()) as f32);
-        v.push((r * t.sin()) as f32);
-    }
-    v.truncate(len);
-    v
-}
 
 /// Best-of-[`ROUNDS`] mean seconds per call, each round repeating `f` for at least [`MIN_ROUND`].
 fn measure<R>(mut f: impl FnMut() -> R) -> f64 {
@@ -74,78 +47,8 @@ fn measure<R>(mut f: impl FnMut() -> R) -> f64 {
     best
 }
 
-fn shape_name((m, k, n): (usize, usize, usize)) -> String {
-    format!("{m}x{k}x{n}")
-}
-
-/// An MSFP16 engine with every buffer at the ISA's 64 Ki-entry maximum.
-fn big_config() -> EngineConfig {
-    EngineConfig { act_entries: 65536, wgt_entries: 65536, acc_entries: 65536, ..EngineConfig::default_16x16() }
-}
-
-/// One GEMM problem: `A` (M×K, row-major) and `W` (N×K, one row per output column) in `f32`, and an engine
-/// whose activation and weight buffers hold them quantized, dense from entry 0.
-struct GemmCase {
-    m: usize,
-    k: usize,
-    n: usize,
-    a: Vec<f32>,
-    w: Vec<f32>,
-    qa: BfpTensor,
-    qw: BfpTensor,
-    engine: Engine,
-    gemm: Gemm,
-}
-
+/// The example's extra check on top of the shared [`GemmCase`].
 impl GemmCase {
-    fn new((m, k, n): (usize, usize, usize), seed: u64) -> Self {
-        let cfg = big_config();
-        let format = cfg.format;
-        let kb = k / format.block_size();
-        assert_eq!(k % format.block_size(), 0, "K must be whole blocks");
-        assert!(m * kb <= cfg.act_entries && n * kb <= cfg.wgt_entries && m * n <= cfg.acc_entries);
-        let a = normal_values(m * k, seed);
-        let w = normal_values(n * k, seed + 1);
-        let qa = BfpTensor::quantize(format, Rounding::NearestEven, &a).expect("finite");
-        let qw = BfpTensor::quantize(format, Rounding::NearestEven, &w).expect("finite");
-        let mut engine = Engine::new(cfg);
-        engine.act.exponents[..qa.num_blocks()].copy_from_slice(qa.exponent_codes());
-        engine.act.mantissas[..qa.len()].copy_from_slice(qa.mantissas());
-        engine.wgt.exponents[..qw.num_blocks()].copy_from_slice(qw.exponent_codes());
-        engine.wgt.mantissas[..qw.len()].copy_from_slice(qw.mantissas());
-        let field = |v: usize| u16::try_from(v).expect("fits a 16-bit GEMM field");
-        let gemm = Gemm::dense(field(m), field(n), field(kb), true);
-        GemmCase { m, k, n, a, w, qa, qw, engine, gemm }
-    }
-
-    fn macs(&self) -> u64 {
-        (self.m * self.n * self.k) as u64
-    }
-
-    fn reference(&mut self) -> u64 {
-        let e = &mut self.engine;
-        let format = e.config().format;
-        golden::reference_gemm(&format, &self.gemm, &e.act, &e.wgt, &mut e.acc)
-    }
-
-    fn fast(&mut self) -> u64 {
-        let e = &mut self.engine;
-        let format = e.config().format;
-        fast::gemm(&format, &self.gemm, &e.act, &e.wgt, &mut e.acc)
-    }
-
-    /// Runs a kernel on accumulators poisoned with a sentinel; returns the result's bits and saturations.
-    fn run_checked(&mut self, kernel: Kernel) -> (Vec<u32>, u64) {
-        let mn = self.m * self.n;
-        self.engine.acc[..mn].fill(12345.0);
-        let saturations = match kernel {
-            Kernel::Reference => self.reference(),
-            Kernel::Fast => self.fast(),
-        };
-        let bits = self.engine.acc[..mn].iter().map(|x| x.to_bits()).collect();
-        (bits, saturations)
-    }
-
     /// Asserts fast and reference give identical bits, and that they compute `A·Wᵀ` of the quantized
     /// operands (so the benchmark times the intended product, not a mis-laid-out one).
     fn check(&mut self) {
@@ -169,13 +72,6 @@ impl GemmCase {
             let got = f32::from_bits(bits) as f64;
             assert!((got - exact).abs() <= 1e-5 * scale, "accumulator {idx}: {got} vs exact {exact}");
         }
-    }
-
-    /// The baseline's operands: `A` as M×K and `Wᵀ` as a standard-layout K×N matrix.
-    fn ndarray_operands(&self) -> (Array2<f32>, Array2<f32>) {
-        let a = Array2::from_shape_vec((self.m, self.k), self.a.clone()).expect("shape");
-        let w = Array2::from_shape_vec((self.n, self.k), self.w.clone()).expect("shape");
-        (a, w.t().as_standard_layout().into_owned())
     }
 }
 
@@ -272,16 +168,10 @@ fn main() {
 
     // ---- engine ---------------------------------------------------------------------------------------
     let (m, k, nn) = ENGINE_SHAPE;
-    let cfg = big_config();
-    let qa = BfpTensor::quantize(cfg.format, Rounding::NearestEven, &normal_values(m * k, 200)).expect("finite");
-    let qw = BfpTensor::quantize(cfg.format, Rounding::NearestEven, &normal_values(nn * k, 201)).expect("finite");
-    // A bias and ReLU, as in a convolution layer.
-    let bias = normal_values(nn, 202);
-    let prog = program::dense_matmul(&cfg, &qa, &qw, m, nn, Some(&bias), Activation::Relu, OutputKind::Bfp)
-        .expect("program fits the engine");
+    let (cfg, prog) = engine_program();
     let mut windows = Vec::new();
     let mut modelled_cycles = 0;
-    for (name, kernel) in [("fast", Kernel::Fast), ("reference", Kernel::Reference)] {
+    for (name, kernel) in KERNELS {
         let mut engine = Engine::new(cfg);
         engine.set_kernel(kernel);
         let mut mem = prog.window.bytes.clone();

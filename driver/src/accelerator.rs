@@ -205,4 +205,3 @@ impl<B: Backend> Accelerator<B> {
         }
     }
 }
-

@@ -7,15 +7,21 @@
 //! dropped), and N is split into chunks whose weights fit the weight buffer. Bias and ReLU/ReLU6 run in the
 //! engine's POST stage; results come back as `f32`.
 //!
+//! [`run`] executes a whole imported graph this way: convolutions and matrix products on the engine, every
+//! other operator on the host's f32 reference path, with a report of where each node ran and why.
+//!
 //! Still to come (issue 3): implicit GEMM through the GEMM instruction's loop nests instead of host im2col,
 //! weights quantized once per model rather than per call, residual adds in POST, and BFP outputs chained from
 //! layer to layer.
 
+use crate::error::RuntimeError;
+use crate::graph::{Graph, Op};
+use crate::reference;
 use arch::bfp::{BfpError, BfpTensor, Rounding};
 use arch::isa::Activation;
 use arch::program::{dense_matmul, OutputKind, OutputLocation, ProgramError};
 use driver::{Accelerator, Backend, DriverError, RunStats};
-use ndarray::{s, Array2, Array4, ArrayView2, ArrayView4};
+use ndarray::{s, Array2, Array4, ArrayD, ArrayView2, ArrayView4, Axis, Ix2, Ix4};
 use thiserror::Error;
 
 /// Why a layer could not run on the engine.
@@ -51,6 +57,107 @@ pub struct Conv2d {
 impl Default for Conv2d {
     fn default() -> Self {
         Conv2d { stride: [1, 1], pads: [0; 4], dilation: [1, 1], group: 1 }
+    }
+}
+
+/// Where one node of a graph ran.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// On the engine, as engine programs.
+    Engine,
+    /// On the host's f32 reference path, and why.
+    Host(String),
+}
+
+/// What one node cost and where it ran.
+#[derive(Clone, Debug)]
+pub struct NodeReport {
+    /// The node's name.
+    pub node: String,
+    /// Its operator.
+    pub op: &'static str,
+    /// Engine or host (with the reason).
+    pub placement: Placement,
+    /// Counters of the engine programs it ran (zero on the host).
+    pub stats: RunStats,
+}
+
+/// Runs a graph with every 2-D convolution and every `Gemm` of the form `A · Bᵀ + c` on the engine behind
+/// `acc`, and the other operators on the host's f32 reference path; returns the graph outputs and one report
+/// per node. A batch is run one item at a time (the engine runs batch 1).
+pub fn run<B: Backend>(
+    acc: &mut Accelerator<B>,
+    graph: &Graph,
+    inputs: &[ArrayD<f32>],
+) -> Result<(Vec<ArrayD<f32>>, Vec<NodeReport>), RuntimeError> {
+    let mut reports = Vec::with_capacity(graph.nodes.len());
+    let outputs = reference::run_values_with(graph, inputs, &graph.outputs, |node, args| {
+        let (out, placement, stats) = match engine_node(acc, &node.op, args).map_err(|e| e.to_string())? {
+            Some((out, stats)) => (out, Placement::Engine, stats),
+            None => {
+                (reference::eval(&node.op, args)?, Placement::Host(host_reason(&node.op, args)), RunStats::default())
+            }
+        };
+        reports.push(NodeReport { node: node.name.clone(), op: node.op.name(), placement, stats });
+        Ok(out)
+    })?;
+    Ok((outputs, reports))
+}
+
+/// Why an operator runs on the host.
+fn host_reason(op: &Op, args: &[&ArrayD<f32>]) -> String {
+    match op {
+        Op::Conv(a) if a.kernel.len() != 2 => "only 2-D convolutions are lowered to the engine".into(),
+        Op::Gemm { .. } => "only Gemm with alpha = beta = 1, A untransposed, B transposed is lowered".into(),
+        _ if args.is_empty() => "no inputs".into(),
+        other => format!("{} has no engine lowering yet (bias/ReLU fusion and pooling are to come)", other.name()),
+    }
+}
+
+/// Runs `op` on the engine if it has a lowering, `Ok(None)` if it belongs on the host.
+fn engine_node<B: Backend>(
+    acc: &mut Accelerator<B>,
+    op: &Op,
+    args: &[&ArrayD<f32>],
+) -> Result<Option<(ArrayD<f32>, RunStats)>, EngineError> {
+    match op {
+        Op::Conv(a) if a.kernel.len() == 2 && args.len() >= 2 && args[0].ndim() == 4 => {
+            let shape = |e: ndarray::ShapeError| EngineError::Shape(e.to_string());
+            let x = args[0].view().into_dimensionality::<Ix4>().map_err(shape)?;
+            let w = args[1].view().into_dimensionality::<Ix4>().map_err(shape)?;
+            let bias = args.get(2).map(|b| b.iter().copied().collect::<Vec<f32>>());
+            let geometry = Conv2d {
+                stride: [a.strides[0], a.strides[1]],
+                pads: [a.pads_begin[0], a.pads_begin[1], a.pads_end[0], a.pads_end[1]],
+                dilation: [a.dilations[0], a.dilations[1]],
+                group: a.group,
+            };
+            let mut total = RunStats::default();
+            let mut items = Vec::with_capacity(x.len_of(Axis(0)));
+            for item in x.axis_chunks_iter(Axis(0), 1) {
+                let (y, stats) = conv2d(acc, item, w, bias.as_deref(), &geometry, Activation::None)?;
+                total += stats;
+                items.push(y);
+            }
+            let views: Vec<_> = items.iter().map(|y| y.view()).collect();
+            let out = ndarray::concatenate(Axis(0), &views).map_err(|e| EngineError::Shape(e.to_string()))?;
+            Ok(Some((out.into_dyn(), total)))
+        }
+        Op::Gemm { alpha, beta, trans_a: false, trans_b: true }
+            if *alpha == 1.0 && *beta == 1.0 && args.len() >= 2 && args[0].ndim() == 2 && args[1].ndim() == 2 =>
+        {
+            let shape = |e: ndarray::ShapeError| EngineError::Shape(e.to_string());
+            let a = args[0].view().into_dimensionality::<Ix2>().map_err(shape)?;
+            let b = args[1].view().into_dimensionality::<Ix2>().map_err(shape)?;
+            let bias: Option<Vec<f32>> = match args.get(2) {
+                Some(c) if c.len() == b.nrows() => Some(c.iter().copied().collect()),
+                Some(_) => return Ok(None),
+                None => None,
+            };
+            let (y, stats) = matmul(acc, a, b, bias.as_deref(), Activation::None)?;
+            Ok(Some((y.into_dyn(), stats)))
+        }
+        _ => Ok(None),
     }
 }
 

@@ -14,7 +14,7 @@ mod pool;
 use ndarray::ArrayD;
 
 use crate::error::RuntimeError;
-use crate::graph::{Graph, Op, ValueId};
+use crate::graph::{Graph, Node, Op, ValueId};
 
 /// Runs the graph on its inputs (in [`Graph::inputs`] order) and returns its outputs (in
 /// [`Graph::outputs`] order).
@@ -25,6 +25,18 @@ pub fn run(graph: &Graph, inputs: &[ArrayD<f32>]) -> Result<Vec<ArrayD<f32>>, Ru
 /// Runs the graph and returns the requested values (any value of the graph: outputs, intermediate
 /// activations, constants), in the order requested.
 pub fn run_values(graph: &Graph, inputs: &[ArrayD<f32>], wanted: &[ValueId]) -> Result<Vec<ArrayD<f32>>, RuntimeError> {
+    run_values_with(graph, inputs, wanted, |node, args| eval(&node.op, args))
+}
+
+/// Runs the graph with `eval_node` computing each node from its inputs, and returns the requested values.
+/// This is the one graph walker: the reference path passes [`eval`], the engine path
+/// ([`crate::engine::run`]) runs convolutions and matrix products on a device and the rest through [`eval`].
+pub fn run_values_with(
+    graph: &Graph,
+    inputs: &[ArrayD<f32>],
+    wanted: &[ValueId],
+    mut eval_node: impl FnMut(&Node, &[&ArrayD<f32>]) -> Result<ArrayD<f32>, String>,
+) -> Result<Vec<ArrayD<f32>>, RuntimeError> {
     if inputs.len() != graph.inputs.len() {
         return Err(RuntimeError::InputCount { expected: graph.inputs.len(), got: inputs.len() });
     }
@@ -65,7 +77,7 @@ pub fn run_values(graph: &Graph, inputs: &[ArrayD<f32>], wanted: &[ValueId]) -> 
             };
             args.push(a);
         }
-        let out = eval(&node.op, &args).map_err(fail)?;
+        let out = eval_node(node, &args).map_err(fail)?;
         let expected = &graph.values[node.output].shape;
         if out.shape() != expected.as_slice() {
             return Err(fail(format!("computed shape {:?}, the graph says {expected:?}", out.shape())));
