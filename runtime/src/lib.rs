@@ -9,13 +9,21 @@
 //! * [`reference`](mod@reference): the f32 reference path, a readable ndarray interpreter of that graph;
 //! * [`error`]: the error types of import and execution;
 //! * [`engine`]: matrix products and convolutions lowered to engine programs and run on a device through the
-//!   driver (host im2col for now).
+//!   driver (host im2col for now), with the other operators on the reference path;
+//! * [`preprocess`]: decoding, resizing, cropping and normalising images into NCHW tensors;
+//! * [`torch`]: a strict reader of PyTorch checkpoints (zip and legacy formats; allow-listed pickle globals
+//!   only), and [`models`]: architectures built from such state dicts (EfficientNet-Lite0);
+//! * [`datasets`]: loaders of the real test data (CIFAR-10 images).
 //!
-//! Quantization, scheduling onto the engine and execution on a device are still to come (issue 3).
+//! Still to come (issue 3): weights quantized once, implicit GEMM with fused bias/residual/activation on the
+//! engine, the model package, `systole classify`, and ResNet-50 at speed.
 
+pub mod datasets;
 pub mod engine;
 pub mod error;
 pub mod graph;
+pub mod models;
 pub mod onnx;
 pub mod preprocess;
 pub mod reference;
+pub mod torch;

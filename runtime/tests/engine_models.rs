@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use arch::config::EngineConfig;
 use driver::{Accelerator, EmuBackend};
-use ndarray::{Array4, ArrayD};
+use ndarray::ArrayD;
+use runtime::datasets;
 use runtime::engine::{self, Placement};
 use runtime::onnx::{self, ImportOptions};
 use runtime::reference;
@@ -19,26 +20,9 @@ fn argmax(v: ndarray::ArrayViewD<f32>) -> usize {
 #[test]
 fn resnet20_on_the_emulated_engine_through_the_driver() {
     let Some(data) = common::data_dir() else { return };
-    let labels = std::fs::read_to_string(data.join("cifar10-ic01/y_labels.csv")).expect("labels");
-    let rows: Vec<(String, usize)> = labels
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (f[0].to_string(), f[2].trim().parse().expect("label"))
-        })
-        .collect();
-    let (mean, std) = ([0.485f32, 0.456, 0.406], [0.229f32, 0.224, 0.225]);
-    let mut x = Array4::<f32>::zeros((rows.len(), 3, 32, 32));
-    for (i, (file, _)) in rows.iter().enumerate() {
-        let bytes = std::fs::read(data.join("cifar10-ic01").join(file)).expect("image");
-        for (p, &b) in bytes.iter().enumerate() {
-            let (y, xx, c) = (p / 96, (p / 3) % 32, p % 3);
-            x[[i, c, y, xx]] = (b as f32 / 255.0 - mean[c]) / std[c];
-        }
-    }
+    let (x, labels) = datasets::cifar10_ic01(&data.join("cifar10-ic01")).expect("CIFAR-10 images");
     let x: ArrayD<f32> = x.into_dyn();
-    let graph = onnx::load(data.join("resnet20-cifar10.onnx"), &ImportOptions { batch: rows.len() }).expect("import");
+    let graph = onnx::load(data.join("resnet20-cifar10.onnx"), &ImportOptions { batch: labels.len() }).expect("import");
     let f32_logits = reference::run(&graph, std::slice::from_ref(&x)).expect("f32 run").remove(0);
 
     let mut acc = Accelerator::open(EmuBackend::new(EngineConfig::default(), 64 << 20).unwrap()).unwrap();
@@ -48,7 +32,7 @@ fn resnet20_on_the_emulated_engine_through_the_driver() {
     let logits = &out[0];
 
     let (mut f32_correct, mut engine_correct, mut agree) = (0, 0, 0);
-    for ((e, f), (_, label)) in logits.outer_iter().zip(f32_logits.outer_iter()).zip(&rows) {
+    for ((e, f), label) in logits.outer_iter().zip(f32_logits.outer_iter()).zip(&labels) {
         let (e, f) = (argmax(e.view()), argmax(f.view()));
         f32_correct += (f == *label) as usize;
         engine_correct += (e == *label) as usize;

@@ -5,7 +5,8 @@ mod common;
 
 use std::time::Instant;
 
-use ndarray::{Array4, ArrayD, Axis, IxDyn};
+use ndarray::{ArrayD, Axis, IxDyn};
+use runtime::datasets;
 use runtime::onnx::{self, ConstTensor, ImportOptions};
 use runtime::reference;
 
@@ -13,27 +14,9 @@ use runtime::reference;
 fn resnet20_cifar10_gets_180_of_200() {
     let Some(data) = common::data_dir() else { return };
     let t = Instant::now();
-    let labels = std::fs::read_to_string(data.join("cifar10-ic01/y_labels.csv")).expect("labels");
-    let rows: Vec<(String, usize)> = labels
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (f[0].to_string(), f[2].trim().parse().expect("label"))
-        })
-        .collect();
-    assert_eq!(rows.len(), 200);
-    let (mean, std) = ([0.485f32, 0.456, 0.406], [0.229f32, 0.224, 0.225]);
-    let mut x = Array4::<f32>::zeros((rows.len(), 3, 32, 32));
-    for (i, (file, _)) in rows.iter().enumerate() {
-        let bytes = std::fs::read(data.join("cifar10-ic01").join(file)).expect("image");
-        assert_eq!(bytes.len(), 3072);
-        for (p, &b) in bytes.iter().enumerate() {
-            let (y, xx, c) = (p / 96, (p / 3) % 32, p % 3);
-            x[[i, c, y, xx]] = (b as f32 / 255.0 - mean[c]) / std[c];
-        }
-    }
-    let graph = onnx::load(data.join("resnet20-cifar10.onnx"), &ImportOptions { batch: rows.len() }).expect("import");
+    let (x, labels) = datasets::cifar10_ic01(&data.join("cifar10-ic01")).expect("CIFAR-10 images");
+    assert_eq!(labels.len(), 200);
+    let graph = onnx::load(data.join("resnet20-cifar10.onnx"), &ImportOptions { batch: labels.len() }).expect("import");
     eprintln!("resnet20 ops: {:?}", graph.op_counts());
     let t_run = Instant::now();
     let out = reference::run(&graph, &[x.into_dyn()]).expect("run");
@@ -42,10 +25,10 @@ fn resnet20_cifar10_gets_180_of_200() {
     assert_eq!(logits.shape(), &[200, 10]);
     let correct = logits
         .outer_iter()
-        .zip(&rows)
-        .filter(|(l, (_, label))| {
+        .zip(&labels)
+        .filter(|(l, label)| {
             let best = l.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
-            best.0 == *label
+            best.0 == **label
         })
         .count();
     eprintln!("resnet20: {correct}/200 correct; run {run_time:?}, total {:?}", t.elapsed());
