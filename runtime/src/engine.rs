@@ -82,7 +82,7 @@ pub struct NodeReport {
     pub stats: RunStats,
 }
 
-/// Runs a graph with every 2-D convolution and every `Gemm` of the form `A · Bᵀ + c` on the engine behind
+/// Runs a graph with every ungrouped 2-D convolution and every `Gemm` of the form `A · Bᵀ + c` on the engine behind
 /// `acc`, and the other operators on the host's f32 reference path; returns the graph outputs and one report
 /// per node. A batch is run one item at a time (the engine runs batch 1).
 pub fn run<B: Backend>(
@@ -108,6 +108,11 @@ pub fn run<B: Backend>(
 fn host_reason(op: &Op, args: &[&ArrayD<f32>]) -> String {
     match op {
         Op::Conv(a) if a.kernel.len() != 2 => "only 2-D convolutions are lowered to the engine".into(),
+        Op::Conv(a) if a.group > 1 => format!(
+            "grouped convolution ({} groups): lowered group by group it would use one array column in 16; it runs \
+             on the host until a depthwise lowering lands",
+            a.group
+        ),
         Op::Gemm { .. } => "only Gemm with alpha = beta = 1, A untransposed, B transposed is lowered".into(),
         _ if args.is_empty() => "no inputs".into(),
         other => format!("{} has no engine lowering yet (bias/ReLU fusion and pooling are to come)", other.name()),
@@ -121,7 +126,7 @@ fn engine_node<B: Backend>(
     args: &[&ArrayD<f32>],
 ) -> Result<Option<(ArrayD<f32>, RunStats)>, EngineError> {
     match op {
-        Op::Conv(a) if a.kernel.len() == 2 && args.len() >= 2 && args[0].ndim() == 4 => {
+        Op::Conv(a) if a.kernel.len() == 2 && a.group == 1 && args.len() >= 2 && args[0].ndim() == 4 => {
             let shape = |e: ndarray::ShapeError| EngineError::Shape(e.to_string());
             let x = args[0].view().into_dimensionality::<Ix4>().map_err(shape)?;
             let w = args[1].view().into_dimensionality::<Ix4>().map_err(shape)?;

