@@ -3,6 +3,8 @@
 //! compared on the f32 reference path with the same network exported to ONNX (the shared data's
 //! `efficientnet-lite0-imagenet.onnx`, used here only as the oracle).
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -35,27 +37,13 @@ fn checkpoint() -> Option<PathBuf> {
     Some(PathBuf::from(path))
 }
 
-/// The real-data folder: `$SYSTOLE_DATA`, or `../shared/data` beside the workspace root.
-fn data_dir() -> Option<PathBuf> {
-    let dir = match std::env::var_os("SYSTOLE_DATA") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"),
-    };
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("SKIP: data folder {} not found (set SYSTOLE_DATA; CI always has it)", dir.display());
-        None
-    }
-}
-
 fn argmax(v: &[f32]) -> usize {
     v.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &x)| if x > b.1 { (i, x) } else { b }).0
 }
 
 #[test]
 fn efficientnet_lite0_from_torch_checkpoint_matches_the_onnx_export() {
-    let Some(data) = data_dir() else { return };
+    let Some(data) = common::data_dir() else { return };
     let Some(pth) = checkpoint() else { return };
     let weights = torch::load(&pth).expect("read checkpoint");
     eprintln!("checkpoint: {} tensors, {} parameters", weights.len(), weights.numel());
