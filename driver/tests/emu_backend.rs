@@ -1,22 +1,17 @@
 //! The driver over the emulated engine: discovery, runs that match the golden model bit for bit, and every
 //! error path, with small test doubles for the hardware faults the emulator cannot produce.
 
+mod common;
+
 use std::time::Duration;
 
-use arch::bfp::{BfpTensor, Rounding};
 use arch::config::EngineConfig;
 use arch::golden::Engine;
-use arch::isa::{Activation, Deps, Instruction, Op, Stage};
-use arch::program::{dense_matmul, OutputKind, OutputLocation};
+use arch::isa::{Instruction, Op, Stage};
 use arch::regs::{self, ErrorCode};
 use driver::{Accelerator, Backend, DriverError, EmuBackend};
-use rand::{Rng, SeedableRng};
 
 const WINDOW: usize = 16 << 20;
-
-fn random(rng: &mut impl Rng, n: usize) -> Vec<f32> {
-    (0..n).map(|_| rng.gen_range(-1.0f32..1.0)).collect()
-}
 
 #[test]
 fn discovers_the_engine_configuration() {
@@ -29,26 +24,15 @@ fn discovers_the_engine_configuration() {
 
 #[test]
 fn runs_match_the_golden_model_bit_for_bit_and_report_its_counters() {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
     let cfg = EngineConfig::tiny();
-    let (m, k, n) = (45, 64, 32);
-    let a = BfpTensor::quantize(cfg.format, Rounding::NearestEven, &random(&mut rng, m * k)).unwrap();
-    let w = BfpTensor::quantize(cfg.format, Rounding::NearestEven, &random(&mut rng, n * k)).unwrap();
-    let bias = random(&mut rng, n);
-    let built = dense_matmul(&cfg, &a, &w, m, n, Some(&bias), Activation::Relu, OutputKind::F32).unwrap();
-    let OutputLocation::F32(out) = built.output else { unreachable!() };
-
-    let mut golden_mem = built.window.bytes.clone();
-    let golden = Engine::new(cfg).run(&built.program, &mut golden_mem).unwrap();
-
+    let golden = common::golden_matmul(cfg);
     let mut acc = Accelerator::open(EmuBackend::new(cfg, WINDOW).unwrap()).unwrap();
     // Twice: the ring's head moves on, and counters are per run.
     for _ in 0..2 {
-        acc.write_data(&built.window.bytes).unwrap();
-        let stats = acc.run(&built.program).unwrap();
+        acc.write_data(&golden.built.window.bytes).unwrap();
+        let stats = acc.run(&golden.built.program).unwrap();
         assert_eq!(stats.counters, golden.counters);
-        let range = out as usize..out as usize + m * n * 4;
-        assert_eq!(&acc.data()[range.clone()], &golden_mem[range]);
+        assert_eq!(&acc.data()[golden.output.clone()], &golden.memory[golden.output.clone()]);
     }
 }
 
@@ -56,11 +40,7 @@ fn runs_match_the_golden_model_bit_for_bit_and_report_its_counters() {
 fn an_engine_error_is_explained_and_the_engine_recovers() {
     let cfg = EngineConfig::tiny();
     let mut acc = Accelerator::open(EmuBackend::new(cfg, WINDOW).unwrap()).unwrap();
-    let bad = [
-        Instruction::new(Op::Sync(Stage::Load)),
-        Instruction::new(Op::Sync(Stage::Compute)).with_deps(Deps { pop_prev: true, ..Deps::NONE }),
-        Instruction::new(Op::Finish),
-    ];
+    let bad = common::token_underflow();
     match acc.run(&bad) {
         Err(DriverError::Engine { code, pc, detail }) => {
             assert_eq!((code, pc), (ErrorCode::TokenUnderflow as u32, 1));

@@ -3,22 +3,20 @@
 //! is a memfd passed over the socket, and interrupts arrive on an eventfd, so these tests run the register, DMA
 //! and interrupt protocol end to end over a real transport.
 
+mod common;
+
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use arch::bfp::{BfpTensor, Rounding};
 use arch::config::EngineConfig;
-use arch::golden::Engine;
-use arch::isa::{Activation, Deps, Instruction, Op, Stage};
-use arch::program::{dense_matmul, OutputKind, OutputLocation};
+use arch::isa::{Instruction, Op, Stage};
 use arch::regs::{self, ErrorCode};
 use driver::model::EngineModel;
 use driver::vfio_user::{serve_engine, ServerHandle, VfioUserBackend, DEFAULT_IOVA, PCI_DEVICE_ID, PCI_VENDOR_ID};
 use driver::{Accelerator, Backend, DriverError};
-use rand::{Rng, SeedableRng};
 
 const WINDOW: usize = 4 << 20;
 
@@ -43,17 +41,7 @@ fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'st
     rx.recv_timeout(limit).expect("the operation hung")
 }
 
-fn random(rng: &mut impl Rng, n: usize) -> Vec<f32> {
-    (0..n).map(|_| rng.gen_range(-1.0f32..1.0)).collect()
-}
-
-fn token_underflow() -> [Instruction; 3] {
-    [
-        Instruction::new(Op::Sync(Stage::Load)),
-        Instruction::new(Op::Sync(Stage::Compute)).with_deps(Deps { pop_prev: true, ..Deps::NONE }),
-        Instruction::new(Op::Finish),
-    ]
-}
+use common::token_underflow;
 
 #[test]
 fn discovery_over_vfio_user_reports_the_served_engine() {
@@ -76,21 +64,11 @@ fn discovery_over_vfio_user_reports_the_served_engine() {
 
 #[test]
 fn runs_match_the_golden_model_bit_for_bit_and_report_its_counters() {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
     let cfg = EngineConfig::tiny();
-    let (m, k, n) = (45, 64, 32);
-    let a = BfpTensor::quantize(cfg.format, Rounding::NearestEven, &random(&mut rng, m * k)).unwrap();
-    let w = BfpTensor::quantize(cfg.format, Rounding::NearestEven, &random(&mut rng, n * k)).unwrap();
-    let bias = random(&mut rng, n);
-    let built = dense_matmul(&cfg, &a, &w, m, n, Some(&bias), Activation::Relu, OutputKind::F32).unwrap();
-    let OutputLocation::F32(out) = built.output else { unreachable!() };
-
-    let mut golden_mem = built.window.bytes.clone();
-    let golden = Engine::new(cfg).run(&built.program, &mut golden_mem).unwrap();
-
+    let golden = common::golden_matmul(cfg);
+    let (built, golden_mem, range) = (&golden.built, &golden.memory, golden.output.clone());
     let (server, path, _dir) = server(cfg);
     let mut acc = open(&path);
-    let range = out as usize..out as usize + m * n * 4;
     // Twice: the ring's head moves on, and counters are per run.
     for _ in 0..2 {
         acc.data()[range.clone()].fill(0xAA);
