@@ -133,7 +133,7 @@ pub struct MatmulProgram {
 /// rows (one per output column) of `K/bs` blocks.
 ///
 /// The weights and bias are loaded once; rows are processed in tiles that use half of each buffer, so that
-/// tile `t+1` loads while tile `t` computes and tile `t−1` stores.
+/// tile `t+1` loads while tile `t` computes and tile `t−1` stores. See [`matmul`] for a residual operand.
 #[allow(clippy::too_many_arguments)] // one argument per part of the layer; a builder would add nothing
 pub fn dense_matmul(
     cfg: &EngineConfig,
@@ -145,6 +145,35 @@ pub fn dense_matmul(
     activation: Activation,
     output: OutputKind,
 ) -> Result<MatmulProgram, ProgramError> {
+    matmul(cfg, &Matmul { a, w, m, n, bias, residual: None, activation, output })
+}
+
+/// One matrix product with its fused epilogue: `out[M×N] = act(A[M×K] · Wᵀ + bias + residual)`.
+#[derive(Clone, Copy, Debug)]
+pub struct Matmul<'a> {
+    /// `M` rows of `K/bs` blocks.
+    pub a: &'a BfpTensor,
+    /// `N` rows (one per output column) of `K/bs` blocks.
+    pub w: &'a BfpTensor,
+    /// Rows of `A` and of the result.
+    pub m: usize,
+    /// Output columns (a multiple of the block size).
+    pub n: usize,
+    /// One `f32` per output column, added by POST.
+    pub bias: Option<&'a [f32]>,
+    /// `M` rows of `N/bs` blocks (a residual connection), loaded beside each tile of `A` and added by POST.
+    pub residual: Option<&'a BfpTensor>,
+    /// Applied by POST last.
+    pub activation: Activation,
+    /// How the result leaves the engine.
+    pub output: OutputKind,
+}
+
+/// Builds the program of one [`Matmul`]: weights and bias loaded once, rows in double-buffered tiles (tile
+/// `t+1` loads while tile `t` computes and tile `t−1` stores). With a residual, each tile's residual rows are
+/// loaded into the activation buffer behind the tile's `A` rows and POST adds them before the activation.
+pub fn matmul(cfg: &EngineConfig, spec: &Matmul) -> Result<MatmulProgram, ProgramError> {
+    let &Matmul { a, w, m, n, bias, residual, activation, output } = spec;
     let bs = cfg.format.block_size();
     let shape = |s: String| Err(ProgramError::Shape(s));
     if a.format() != cfg.format || w.format() != cfg.format {
@@ -166,6 +195,17 @@ pub fn dense_matmul(
             return shape(format!("bias has {} values, expected N = {n}", b.len()));
         }
     }
+    if let Some(r) = residual {
+        if r.format() != cfg.format || r.num_blocks() != m * (n / bs) {
+            return shape(format!(
+                "residual has {} blocks of {}, expected M·N/bs = {m}·{} of {}",
+                r.num_blocks(),
+                r.format(),
+                n / bs,
+                cfg.format
+            ));
+        }
+    }
     let bias_len = if bias.is_some() { n } else { 0 };
     if n * kb > cfg.wgt_entries {
         return shape(format!("weights need {} blocks, the weight buffer holds {}", n * kb, cfg.wgt_entries));
@@ -173,7 +213,9 @@ pub fn dense_matmul(
     let nb = n / bs;
     // Rows per tile: each buffer is split in two halves for double buffering.
     let acc_half = (cfg.acc_entries - bias_len) / 2;
-    let mut tile = (cfg.act_entries / 2 / kb).min(acc_half / n).min(u16::MAX as usize).min(m);
+    // A tile's activation rows hold its K blocks and, with a residual, its N/bs residual blocks.
+    let res_blocks = if residual.is_some() { nb } else { 0 };
+    let mut tile = (cfg.act_entries / 2 / (kb + res_blocks)).min(acc_half / n).min(u16::MAX as usize).min(m);
     if output == OutputKind::Bfp {
         tile = tile.min(cfg.out_entries / 2 / nb.max(1));
     }
@@ -189,6 +231,7 @@ pub fn dense_matmul(
     let a_planes = window.put_bfp(a)?;
     let w_planes = window.put_bfp(w)?;
     let bias_addr = bias.map(|b| window.put_f32(b)).transpose()?;
+    let res_planes = residual.map(|r| window.put_bfp(r)).transpose()?;
     let out = match output {
         OutputKind::Bfp => {
             let blocks = m * nb;
@@ -236,7 +279,9 @@ pub fn dense_matmul(
         let act_base = fits16(half * (cfg.act_entries / 2), "act base")?;
         let acc_base = fits16(half * acc_half, "acc base")?;
         let out_base = fits16(half * (cfg.out_entries / 2), "out base")?;
-        // Load the tile into this half once compute has released it (tile t−2 used it).
+        // Load the tile (and its residual rows) into this half once compute has released it (tile t−2
+        // used it); the tile's last load tells compute it is ready.
+        let res_base = fits16(half * (cfg.act_entries / 2) + rows as usize * kb, "residual base")?;
         p.push(
             Instruction::new(Op::Load(Load {
                 buffer: Buffer::Act,
@@ -248,23 +293,40 @@ pub fn dense_matmul(
                 exp_addr: a_planes.exponents + (row0 * kb) as u32,
                 pad: [0; 4],
             }))
-            .with_deps(Deps { pop_next: t >= 2, push_next: true, ..Deps::NONE }),
+            .with_deps(Deps { pop_next: t >= 2, push_next: res_planes.is_none(), ..Deps::NONE }),
         );
+        if let Some(r) = res_planes {
+            let nb16 = fits16(nb, "N blocks")?;
+            p.push(
+                Instruction::new(Op::Load(Load {
+                    buffer: Buffer::Act,
+                    sram_base: res_base,
+                    y_size: rows,
+                    x_size: nb16,
+                    x_stride: nb16,
+                    dram_addr: r.mantissas + (row0 * nb) as u32 * mb,
+                    exp_addr: r.exponents + (row0 * nb) as u32,
+                    pad: [0; 4],
+                }))
+                .with_deps(Deps { push_next: true, ..Deps::NONE }),
+            );
+        }
         // The store of tile t−2 reads this half of OUT (BFP output) or of ACC (f32 output): the first
-        // compute instruction that overwrites it waits for the store's token.
+        // compute instruction that overwrites it waits for the store's token. The activation half is
+        // released by the last compute instruction reading it: GEMM, or POST when it adds the residual.
         let wait_store = t >= 2;
         let gemm = Gemm { act_base, acc_base, ..Gemm::dense(rows, n16, kb16, true) };
         p.push(Instruction::new(Op::Gemm(gemm)).with_deps(Deps {
             pop_prev: true,
             pop_next: wait_store && output == OutputKind::F32,
-            push_prev: reuse_later,
+            push_prev: reuse_later && res_planes.is_none(),
             ..Deps::NONE
         }));
         p.push(
             Instruction::new(Op::Post(Post {
                 activation,
                 bias: bias.is_some(),
-                residual: false,
+                residual: res_planes.is_some(),
                 to_acc: output == OutputKind::F32,
                 round_away: false,
                 acc_base,
@@ -274,12 +336,13 @@ pub fn dense_matmul(
                 acc_m_stride: n16,
                 out_m_stride: fits16(nb, "N blocks")?,
                 bias_base,
-                res_base: 0,
-                res_m_stride: 0,
+                res_base: if res_planes.is_some() { res_base } else { 0 },
+                res_m_stride: if res_planes.is_some() { fits16(nb, "N blocks")? } else { 0 },
             }))
             .with_deps(Deps {
                 pop_next: wait_store && output == OutputKind::Bfp,
                 push_next: true,
+                push_prev: reuse_later && res_planes.is_some(),
                 ..Deps::NONE
             }),
         );

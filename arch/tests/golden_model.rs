@@ -7,7 +7,7 @@ use arch::bfp::{quantize_block_into, BfpFormat, BfpTensor, Rounding};
 use arch::config::EngineConfig;
 use arch::golden::{reference_gemm, Engine, ExecError, Fault, Kernel};
 use arch::isa::{Activation, Buffer, Deps, Gemm, Instruction, Load, Op, Post, Stage, Store};
-use arch::program::{dense_matmul, DmaWindow, OutputKind, OutputLocation};
+use arch::program::{dense_matmul, matmul, DmaWindow, Matmul, OutputKind, OutputLocation};
 use arch::regs::ErrorCode;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -216,8 +216,18 @@ fn fast_kernel_is_bit_identical_to_the_reference_on_random_gemms() {
     assert!(saturated > 0);
 }
 
-/// The ISA's matrix product restated over tensors, independently of the engine's buffers and loops.
-fn expected_matmul(a: &BfpTensor, w: &BfpTensor, m: usize, n: usize, bias: &[f32], act: Activation) -> Vec<f32> {
+/// The ISA's matrix product restated over tensors, independently of the engine's buffers and loops: block
+/// products accumulated in order, then the bias, then the residual element `mantissa · 2^(E − fraction bits)`,
+/// then the activation.
+fn expected_matmul(
+    a: &BfpTensor,
+    w: &BfpTensor,
+    m: usize,
+    n: usize,
+    bias: &[f32],
+    residual: Option<&BfpTensor>,
+    act: Activation,
+) -> Vec<f32> {
     let f = a.format();
     let kb = a.num_blocks() / m;
     let mut out = vec![0.0f32; m * n];
@@ -232,6 +242,14 @@ fn expected_matmul(a: &BfpTensor, w: &BfpTensor, m: usize, n: usize, bias: &[f32
                 acc = accumulate(acc, Term { mantissa: dot, exponent }).value;
             }
             acc = accumulate(acc, Term::from_f32(bias[j])).value;
+            if let Some(r) = residual {
+                let (block, lane) = ((i * n + j) / f.block_size(), j % f.block_size());
+                let term = Term {
+                    mantissa: r.block(block).mantissas[lane] as i32,
+                    exponent: r.exponent(block) - f.fraction_bits(),
+                };
+                acc = accumulate(acc, term).value;
+            }
             out[i * n + j] = arch::golden::activate(act, acc);
         }
     }
@@ -262,9 +280,16 @@ fn tiled_double_buffered_matmul_equals_the_isa_definition() {
         let a = BfpTensor::quantize(f, Rounding::NearestEven, &random_values(&mut rng, m * k, 4.0)).unwrap();
         let w = BfpTensor::quantize(f, Rounding::NearestEven, &random_values(&mut rng, n * k, 0.5)).unwrap();
         let bias = random_values(&mut rng, n, 1.0);
-        let expected = expected_matmul(&a, &w, m, n, &bias, activation);
-        for output in [OutputKind::F32, OutputKind::Bfp] {
-            let built = dense_matmul(&cfg, &a, &w, m, n, Some(&bias), activation, output).unwrap();
+        let res = BfpTensor::quantize(f, Rounding::NearestEven, &random_values(&mut rng, m * n, 2.0)).unwrap();
+        for (residual, output) in [
+            (None, OutputKind::F32),
+            (None, OutputKind::Bfp),
+            (Some(&res), OutputKind::F32),
+            (Some(&res), OutputKind::Bfp),
+        ] {
+            let expected = expected_matmul(&a, &w, m, n, &bias, residual, activation);
+            let spec = Matmul { a: &a, w: &w, m, n, bias: Some(&bias), residual, activation, output };
+            let built = matmul(&cfg, &spec).unwrap();
             let mut results = Vec::new();
             for kernel in [Kernel::Reference, Kernel::Fast] {
                 let mut engine = Engine::new(cfg);
@@ -603,7 +628,7 @@ fn matmul_without_bias_on_the_full_size_presets() {
         Engine::new(cfg).run(&built.program, &mut mem).unwrap();
         let OutputLocation::F32(at) = built.output else { unreachable!() };
         let got = DmaWindow { bytes: mem }.get_f32(at, m * n).unwrap();
-        let want = expected_matmul(&a, &w, m, n, &vec![0.0; n], Activation::None);
+        let want = expected_matmul(&a, &w, m, n, &vec![0.0; n], None, Activation::None);
         assert_eq!(got, want);
     }
 }

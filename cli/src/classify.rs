@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use driver::device::DeviceSpec;
 use driver::Accelerator;
 use ndarray::ArrayD;
-use runtime::engine::{self, Placement};
+use runtime::compile::{self, StepKind};
 use runtime::preprocess::{preprocess, PreprocessConfig};
 use runtime::{models, reference, torch};
 
@@ -68,14 +68,15 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
     let mut acc = Accelerator::open(backend).with_context(|| format!("discovering the engine on {}", args.device))?;
     let cfg = *acc.config();
     let config = PreprocessConfig::efficientnet_lite0();
+    let model = compile::compile(&graph, &cfg).context("compiling for the engine")?;
     let mut failures = 0;
     for path in args.images {
         let result = (|| -> Result<()> {
             let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             let x = preprocess(&bytes, &config).with_context(|| format!("decoding {}", path.display()))?.into_dyn();
             let f32_logits = reference::run(&graph, std::slice::from_ref(&x)).context("f32 reference run")?.remove(0);
-            let (mut out, report) = engine::run(&mut acc, &graph, &[x]).context("engine run")?;
-            let logits = out.remove(0);
+            let mut run = model.run(&mut acc, &[x]).context("engine run")?;
+            let logits = run.values.remove(0);
             let (pe, pf) = (softmax(&logits), softmax(&f32_logits));
             let (te, tf) = (top_k(&pe, args.top), top_k(&pf, args.top));
             println!("{}", path.display());
@@ -86,29 +87,30 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
             }
             let signal: f64 = f32_logits.iter().map(|&v| (v as f64).powi(2)).sum();
             let noise: f64 = f32_logits.iter().zip(&logits).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum();
-            let on_engine: Vec<_> = report.iter().filter(|r| r.placement == Placement::Engine).collect();
-            let macs: u64 = on_engine.iter().map(|r| r.stats.counters.macs).sum();
-            let cycles: u64 = on_engine.iter().map(|r| r.stats.counters.cycles).sum();
+            let steps = model.steps();
+            let on_engine = steps.iter().filter(|s| s.on_engine()).count();
+            let macs: u64 = run.steps.iter().map(|r| r.stats.counters.macs).sum();
+            let cycles: u64 = run.steps.iter().map(|r| r.stats.counters.cycles).sum();
             println!(
                 "  top-1 {}; logits SQNR {:.1} dB against f32",
                 if te[0] == tf[0] { "agrees" } else { "DIFFERS" },
                 10.0 * (signal / noise.max(1e-300)).log10()
             );
             println!(
-                "  engine: {} of {} nodes, {:.1} MMAC in {} modelled cycles ({:.1} % MAC utilisation, {:.2} ms at {} MHz)",
-                on_engine.len(),
-                report.len(),
+                "  engine: {} of {} steps, {:.1} MMAC in {} modelled cycles ({:.1} % MAC utilisation, {:.2} ms at {} MHz)",
+                on_engine,
+                steps.len(),
                 macs as f64 / 1e6,
                 cycles,
                 100.0 * macs as f64 / (cycles.max(1) as f64 * cfg.macs() as f64),
                 cycles as f64 / (cfg.clock_mhz as f64 * 1e3),
                 cfg.clock_mhz
             );
-            let mut host: Vec<(&str, &str)> = report
+            let mut host: Vec<(&str, &str)> = steps
                 .iter()
-                .filter_map(|r| match &r.placement {
-                    Placement::Host(why) => Some((r.op, why.as_str())),
-                    Placement::Engine => None,
+                .filter_map(|s| match &s.kind {
+                    StepKind::Host { reason, .. } => Some((s.ops[0], reason.as_str())),
+                    _ => None,
                 })
                 .collect();
             host.sort();

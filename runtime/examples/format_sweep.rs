@@ -21,8 +21,8 @@ use arch::bfp::BfpFormat;
 use arch::config::EngineConfig;
 use driver::{Accelerator, EmuBackend};
 use ndarray::{ArrayD, ArrayViewD};
+use runtime::compile;
 use runtime::datasets;
-use runtime::engine::{self, Placement};
 use runtime::graph::Graph;
 use runtime::onnx::{self, ImportOptions};
 use runtime::reference;
@@ -72,14 +72,15 @@ fn run_format(format: BfpFormat, graph: &Graph, x: &ArrayD<f32>, baseline: &Arra
     let config = EngineConfig::default().with_format(format);
     let mut acc = Accelerator::open(EmuBackend::new(config, 64 << 20).expect("emulator")).expect("accelerator");
     let t = Instant::now();
-    let (out, report) = engine::run(&mut acc, graph, std::slice::from_ref(x)).expect("engine run");
+    let model = compile::compile(graph, &config).expect("compile");
+    let run = model.run(&mut acc, std::slice::from_ref(x)).expect("engine run");
     let wall = t.elapsed();
     Row {
-        engine_nodes: report.iter().filter(|r| r.placement == Placement::Engine).count(),
-        cycles: report.iter().map(|r| r.stats.counters.cycles).sum(),
-        macs: report.iter().map(|r| r.stats.counters.macs).sum(),
+        engine_nodes: model.steps().iter().filter(|s| s.on_engine()).count(),
+        cycles: run.steps.iter().map(|r| r.stats.counters.cycles).sum(),
+        macs: run.steps.iter().map(|r| r.stats.counters.macs).sum(),
         wall,
-        ..score(format.to_string(), &out[0], baseline, labels)
+        ..score(format.to_string(), &run.values[0], baseline, labels)
     }
 }
 

@@ -92,6 +92,14 @@ pub enum RuntimeError {
     /// A requested value does not exist in the graph.
     #[error("no value with id {0} in the graph")]
     NoSuchValue(usize),
+    /// The model was compiled for another engine configuration than the device has.
+    #[error("the model is compiled for a {compiled} engine, the device is {device}")]
+    WrongEngine {
+        /// The configuration the weights are quantized for.
+        compiled: String,
+        /// The device's configuration.
+        device: String,
+    },
     /// An operator failed (an inconsistency the importer should have caught; never a silent wrong answer).
     #[error("node '{node}' ({op}): {detail}")]
     Node {

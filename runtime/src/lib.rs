@@ -18,6 +18,7 @@
 //! Still to come (issue 3): weights quantized once, implicit GEMM with fused bias/residual/activation on the
 //! engine, the model package, `systole classify`, and ResNet-50 at speed.
 
+pub mod compile;
 pub mod datasets;
 pub mod engine;
 pub mod error;

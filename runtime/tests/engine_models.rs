@@ -8,8 +8,8 @@ use std::time::Instant;
 use arch::config::EngineConfig;
 use driver::{Accelerator, EmuBackend};
 use ndarray::ArrayD;
+use runtime::compile;
 use runtime::datasets;
-use runtime::engine::{self, Placement};
 use runtime::onnx::{self, ImportOptions};
 use runtime::reference;
 
@@ -27,9 +27,10 @@ fn resnet20_on_the_emulated_engine_through_the_driver() {
 
     let mut acc = Accelerator::open(EmuBackend::new(EngineConfig::default(), 64 << 20).unwrap()).unwrap();
     let t = Instant::now();
-    let (out, report) = engine::run(&mut acc, &graph, &[x]).expect("engine run");
+    let model = compile::compile(&graph, acc.config()).expect("compile");
+    let run = model.run(&mut acc, &[x]).expect("engine run");
     let wall = t.elapsed();
-    let logits = &out[0];
+    let logits = &run.values[0];
 
     let (mut f32_correct, mut engine_correct, mut agree) = (0, 0, 0);
     for ((e, f), label) in logits.outer_iter().zip(f32_logits.outer_iter()).zip(&labels) {
@@ -40,23 +41,29 @@ fn resnet20_on_the_emulated_engine_through_the_driver() {
     }
     let signal: f64 = f32_logits.iter().map(|&v| (v as f64).powi(2)).sum();
     let noise: f64 = f32_logits.iter().zip(logits.iter()).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum();
-    let engine_nodes = report.iter().filter(|r| r.placement == Placement::Engine).count();
-    let cycles: u64 = report.iter().map(|r| r.stats.counters.cycles).sum();
-    let macs: u64 = report.iter().map(|r| r.stats.counters.macs).sum();
+    let steps = model.steps();
+    let engine_steps = steps.iter().filter(|s| s.on_engine()).count();
+    let cycles: u64 = run.steps.iter().map(|r| r.stats.counters.cycles).sum();
+    let macs: u64 = run.steps.iter().map(|r| r.stats.counters.macs).sum();
     eprintln!(
         "resnet20 on emu (16x16 msfp16): {engine_correct}/200 correct (f32 {f32_correct}/200), top-1 agrees on \
-         {agree}/200, logits SQNR {:.1} dB; {engine_nodes} of {} nodes on the engine, {macs} MACs in {cycles} \
+         {agree}/200, logits SQNR {:.1} dB; {engine_steps} of {} steps on the engine, {macs} MACs in {cycles} \
          modelled cycles ({:.1} % utilisation); wall {wall:?}",
         10.0 * (signal / noise).log10(),
-        report.len(),
+        steps.len(),
         100.0 * macs as f64 / (cycles as f64 * 256.0),
     );
-    for r in report.iter().filter(|r| matches!(r.placement, Placement::Host(_))).take(3) {
-        eprintln!("  on the host: {} ({}): {:?}", r.node, r.op, r.placement);
+    for s in steps.iter().filter(|s| !s.on_engine()).take(3) {
+        eprintln!("  on the host: {} ({}): {:?}", s.name, s.label(), s.kind);
     }
     assert_eq!(f32_correct, 180);
     // Issue 3: the engine with MSFP16 loses at most one image against f32.
     assert!(engine_correct + 1 >= f32_correct, "engine {engine_correct}/200 vs f32 {f32_correct}/200");
-    // All 19 convolutions and the classifier of each image ran on the engine.
-    assert_eq!(engine_nodes, 20, "{:?}", report.iter().map(|r| (&r.op, &r.placement)).collect::<Vec<_>>());
+    // All 19 convolutions and the classifier ran on the engine, with every ReLU and the 9 residual adds fused
+    // into POST: no Add or Relu is left on the host.
+    let labels: Vec<String> = steps.iter().filter(|s| s.on_engine()).map(|s| s.label()).collect();
+    assert_eq!(engine_steps, 20, "{labels:?}");
+    assert_eq!(labels.iter().filter(|l| l.as_str() == "Conv+Add+Relu").count(), 9, "{labels:?}");
+    assert_eq!(labels.iter().filter(|l| l.as_str() == "Conv+Relu").count(), 10, "{labels:?}");
+    assert!(steps.iter().all(|s| s.on_engine() || !matches!(s.ops[0], "Add" | "Relu")), "{steps:?}");
 }

@@ -29,13 +29,53 @@ pub fn run_values(graph: &Graph, inputs: &[ArrayD<f32>], wanted: &[ValueId]) -> 
 }
 
 /// Runs the graph with `eval_node` computing each node from its inputs, and returns the requested values.
-/// This is the one graph walker: the reference path passes [`eval`], the engine path
-/// ([`crate::engine::run`]) runs convolutions and matrix products on a device and the rest through [`eval`].
+/// The reference path passes [`eval`]; other paths pass their own evaluator (see [`walk`]).
 pub fn run_values_with(
     graph: &Graph,
     inputs: &[ArrayD<f32>],
     wanted: &[ValueId],
-    mut eval_node: impl FnMut(&Node, &[&ArrayD<f32>]) -> Result<ArrayD<f32>, String>,
+    eval_node: impl FnMut(&Node, &[&ArrayD<f32>]) -> Result<ArrayD<f32>, String>,
+) -> Result<Vec<ArrayD<f32>>, RuntimeError> {
+    walk(graph, &graph.nodes, inputs, wanted, eval_node)
+}
+
+/// One unit of work of a graph walk: reads some values of the graph and writes one. A graph's own
+/// [`Node`]s are steps; so are a compiled model's fused engine layers ([`crate::compile::Step`]).
+pub trait WalkStep {
+    /// The values it reads (graph inputs, constants, or outputs of earlier steps).
+    fn inputs(&self) -> &[ValueId];
+    /// The value it writes.
+    fn output(&self) -> ValueId;
+    /// Its name, for errors.
+    fn name(&self) -> &str;
+    /// What it computes, for errors (an operator name, or fused operators joined by `+`).
+    fn kind(&self) -> String;
+}
+
+impl WalkStep for Node {
+    fn inputs(&self) -> &[ValueId] {
+        &self.inputs
+    }
+    fn output(&self) -> ValueId {
+        self.output
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn kind(&self) -> String {
+        self.op.name().into()
+    }
+}
+
+/// The one graph walker: runs `steps` (in topological order over `graph`'s values) with `eval_step`
+/// computing each step's output from its inputs, checks every output against the shape the graph declares,
+/// frees intermediate values after their last use, and returns the requested values in the order requested.
+pub fn walk<S: WalkStep>(
+    graph: &Graph,
+    steps: &[S],
+    inputs: &[ArrayD<f32>],
+    wanted: &[ValueId],
+    mut eval_step: impl FnMut(&S, &[&ArrayD<f32>]) -> Result<ArrayD<f32>, String>,
 ) -> Result<Vec<ArrayD<f32>>, RuntimeError> {
     if inputs.len() != graph.inputs.len() {
         return Err(RuntimeError::InputCount { expected: graph.inputs.len(), got: inputs.len() });
@@ -55,20 +95,20 @@ pub fn run_values_with(
         }
         slots[id] = Some(x.clone());
     }
-    // The last node using each value; values never used again are freed, except the wanted ones.
+    // The last step using each value; values never used again are freed, except the wanted ones.
     let mut last_use = vec![usize::MAX; graph.values.len()];
-    for (i, node) in graph.nodes.iter().enumerate() {
-        for &v in &node.inputs {
+    for (i, step) in steps.iter().enumerate() {
+        for &v in step.inputs() {
             last_use[v] = i;
         }
     }
     for &w in wanted {
         last_use[w] = usize::MAX;
     }
-    for (i, node) in graph.nodes.iter().enumerate() {
-        let fail = |detail: String| RuntimeError::Node { node: node.name.clone(), op: node.op.name().into(), detail };
-        let mut args = Vec::with_capacity(node.inputs.len());
-        for &v in &node.inputs {
+    for (i, step) in steps.iter().enumerate() {
+        let fail = |detail: String| RuntimeError::Node { node: step.name().into(), op: step.kind(), detail };
+        let mut args = Vec::with_capacity(step.inputs().len());
+        for &v in step.inputs() {
             let a = match &graph.values[v].constant {
                 Some(c) => c,
                 None => slots[v]
@@ -77,13 +117,13 @@ pub fn run_values_with(
             };
             args.push(a);
         }
-        let out = eval_node(node, &args).map_err(fail)?;
-        let expected = &graph.values[node.output].shape;
+        let out = eval_step(step, &args).map_err(fail)?;
+        let expected = &graph.values[step.output()].shape;
         if out.shape() != expected.as_slice() {
             return Err(fail(format!("computed shape {:?}, the graph says {expected:?}", out.shape())));
         }
-        slots[node.output] = Some(out);
-        for &v in &node.inputs {
+        slots[step.output()] = Some(out);
+        for &v in step.inputs() {
             if last_use[v] == i {
                 slots[v] = None;
             }
