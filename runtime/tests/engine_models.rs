@@ -11,6 +11,7 @@ use ndarray::ArrayD;
 use runtime::compile;
 use runtime::datasets;
 use runtime::onnx::{self, ImportOptions};
+use runtime::preprocess::{preprocess, PreprocessConfig};
 use runtime::reference;
 
 fn argmax(v: ndarray::ArrayViewD<f32>) -> usize {
@@ -66,4 +67,47 @@ fn resnet20_on_the_emulated_engine_through_the_driver() {
     assert_eq!(labels.iter().filter(|l| l.as_str() == "Conv+Add+Relu").count(), 9, "{labels:?}");
     assert_eq!(labels.iter().filter(|l| l.as_str() == "Conv+Relu").count(), 10, "{labels:?}");
     assert!(steps.iter().all(|s| s.on_engine() || !matches!(s.ops[0], "Add" | "Relu")), "{steps:?}");
+}
+
+/// Issue 3: EfficientNet-Lite0 with real ImageNet weights, every ungrouped convolution and the classifier on
+/// the emulated engine (MSFP16): its top-1 class equals the f32 path's on every real photo of the test data,
+/// and it names what the photos show.
+#[test]
+fn efficientnet_on_the_engine_agrees_with_f32_on_real_photos() {
+    let Some(data) = common::data_dir() else { return };
+    let photos = data.join("imagenet-photos");
+    let names = std::fs::read_to_string(photos.join("classification_classes_ILSVRC2012.txt")).expect("class names");
+    let names: Vec<&str> = names.lines().collect();
+    assert_eq!(names.len(), 1000);
+    let graph = onnx::load(data.join("efficientnet-lite0-imagenet.onnx"), &ImportOptions { batch: 1 }).expect("import");
+    let mut acc = Accelerator::open(EmuBackend::new(EngineConfig::default(), 64 << 20).unwrap()).unwrap();
+    let model = compile::compile(&graph, acc.config()).expect("compile");
+    let mut jpegs: Vec<_> = std::fs::read_dir(&photos)
+        .expect("photos")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .collect();
+    jpegs.sort();
+    assert!(jpegs.len() >= 3, "{jpegs:?}");
+    let mut top1 = Vec::new();
+    for path in &jpegs {
+        let bytes = std::fs::read(path).expect("photo");
+        let x = preprocess(&bytes, &PreprocessConfig::efficientnet_lite0()).expect("preprocess").into_dyn();
+        let f32_logits = reference::run(&graph, std::slice::from_ref(&x)).expect("f32 run").remove(0);
+        let run = model.run(&mut acc, &[x]).expect("engine run");
+        let (e, f) = (argmax(run.values[0].view()), argmax(f32_logits.view()));
+        let (sqnr, _) = compile::error_stats(&f32_logits, &run.values[0]);
+        eprintln!(
+            "{}: engine top-1 '{}', f32 top-1 '{}', logits SQNR {sqnr:.1} dB",
+            path.file_name().unwrap().to_string_lossy(),
+            names[e],
+            names[f]
+        );
+        assert_eq!(e, f, "{}: engine '{}' vs f32 '{}'", path.display(), names[e], names[f]);
+        top1.push(names[e]);
+    }
+    // What the data README says the photos show (parrot → macaw, hot dog → hotdog, cat → Egyptian cat).
+    for want in ["macaw", "hotdog", "Egyptian cat"] {
+        assert!(top1.iter().any(|t| t.contains(want)), "no photo classified as '{want}': {top1:?}");
+    }
 }
