@@ -169,9 +169,14 @@ pub struct Matmul<'a> {
     pub output: OutputKind,
 }
 
-/// Builds the program of one [`Matmul`]: weights and bias loaded once, rows in double-buffered tiles (tile
-/// `t+1` loads while tile `t` computes and tile `t−1` stores). With a residual, each tile's residual rows are
-/// loaded into the activation buffer behind the tile's `A` rows and POST adds them before the activation.
+/// Builds the program of one [`Matmul`], of any size that fits the 16-bit fields.
+///
+/// The output columns are split into chunks whose weights fit half of the weight buffer (the whole buffer
+/// when all of `W` fits at once), and the rows into tiles that fit half of the activation, accumulator and
+/// output buffers. The program walks the chunks, and within each chunk the row tiles; each such step loads
+/// its `A` tile (with its residual rows behind it, if any) and, at a chunk's first tile, the chunk's weights,
+/// into the halves the step before last used, so that step `s+1` loads while step `s` computes and step
+/// `s−1` stores. The bias is loaded once, at the top of the accumulator buffer.
 pub fn matmul(cfg: &EngineConfig, spec: &Matmul) -> Result<MatmulProgram, ProgramError> {
     let &Matmul { a, w, m, n, bias, residual, activation, output } = spec;
     let bs = cfg.format.block_size();
@@ -195,37 +200,43 @@ pub fn matmul(cfg: &EngineConfig, spec: &Matmul) -> Result<MatmulProgram, Progra
             return shape(format!("bias has {} values, expected N = {n}", b.len()));
         }
     }
+    let nb = n / bs;
     if let Some(r) = residual {
-        if r.format() != cfg.format || r.num_blocks() != m * (n / bs) {
+        if r.format() != cfg.format || r.num_blocks() != m * nb {
             return shape(format!(
-                "residual has {} blocks of {}, expected M·N/bs = {m}·{} of {}",
+                "residual has {} blocks of {}, expected M·N/bs = {m}·{nb} of {}",
                 r.num_blocks(),
                 r.format(),
-                n / bs,
                 cfg.format
             ));
         }
     }
     let bias_len = if bias.is_some() { n } else { 0 };
-    if n * kb > cfg.wgt_entries {
-        return shape(format!("weights need {} blocks, the weight buffer holds {}", n * kb, cfg.wgt_entries));
+    if bias_len >= cfg.acc_entries {
+        return shape(format!("the bias ({n} values) does not fit the accumulator buffer"));
     }
-    let nb = n / bs;
-    // Rows per tile: each buffer is split in two halves for double buffering.
+    // Columns per chunk: all of them if their weights fit the buffer, else what fits half of it.
+    let chunk = if n * kb <= cfg.wgt_entries { n } else { (cfg.wgt_entries / 2 / kb / bs) * bs };
+    if chunk == 0 {
+        return shape(format!("one block of output columns (K = {kb} blocks) does not fit half the weight buffer"));
+    }
+    let chunks = n.div_ceil(chunk);
+    let wgt_half = if chunks == 1 { 0 } else { cfg.wgt_entries / 2 };
+    // Rows per tile: each buffer is split in two halves for double buffering. A tile's activation rows hold
+    // its K blocks and, with a residual, the chunk's residual blocks.
     let acc_half = (cfg.acc_entries - bias_len) / 2;
-    // A tile's activation rows hold its K blocks and, with a residual, its N/bs residual blocks.
-    let res_blocks = if residual.is_some() { nb } else { 0 };
-    let mut tile = (cfg.act_entries / 2 / (kb + res_blocks)).min(acc_half / n).min(u16::MAX as usize).min(m);
+    let res_blocks = if residual.is_some() { chunk / bs } else { 0 };
+    let mut tile = (cfg.act_entries / 2 / (kb + res_blocks)).min(acc_half / chunk).min(u16::MAX as usize).min(m);
     if output == OutputKind::Bfp {
-        tile = tile.min(cfg.out_entries / 2 / nb.max(1));
+        tile = tile.min(cfg.out_entries / 2 / (chunk / bs));
     }
     if tile == 0 {
-        return shape(format!("one row (K = {} blocks, N = {n}) does not fit half of the buffers", kb));
+        return shape(format!("one row (K = {kb} blocks, {chunk} columns) does not fit half of the buffers"));
     }
     let fits16 = |v: usize, what: &str| {
         u16::try_from(v).map_err(|_| ProgramError::Shape(format!("{what} = {v} does not fit a 16-bit field")))
     };
-    let (kb16, n16) = (fits16(kb, "K blocks")?, fits16(n, "N")?);
+    let (kb16, n16, nb16) = (fits16(kb, "K blocks")?, fits16(n, "N")?, fits16(nb, "N blocks")?);
 
     let mut window = DmaWindow::default();
     let a_planes = window.put_bfp(a)?;
@@ -246,22 +257,12 @@ pub fn matmul(cfg: &EngineConfig, spec: &Matmul) -> Result<MatmulProgram, Progra
 
     let mb = cfg.format.mantissa_bytes() as u32;
     // The bias sits at the top of the accumulator buffer (unused, and 0, without a bias).
-    let bias_base = if bias.is_some() { fits16(cfg.acc_entries - bias_len, "bias base")? } else { 0 };
+    let bias_base = if bias.is_some() { cfg.acc_entries - bias_len } else { 0 };
     let mut p = Vec::new();
-    p.push(Instruction::new(Op::Load(Load {
-        buffer: Buffer::Wgt,
-        sram_base: 0,
-        y_size: n16,
-        x_size: kb16,
-        x_stride: kb16,
-        dram_addr: w_planes.mantissas,
-        exp_addr: w_planes.exponents,
-        pad: [0; 4],
-    })));
     if let Some(addr) = bias_addr {
         p.push(Instruction::new(Op::Load(Load {
             buffer: Buffer::Acc,
-            sram_base: bias_base,
+            sram_base: fits16(bias_base, "bias base")?,
             y_size: 1,
             x_size: n16,
             x_stride: n16,
@@ -271,51 +272,70 @@ pub fn matmul(cfg: &EngineConfig, spec: &Matmul) -> Result<MatmulProgram, Progra
         })));
     }
     let tiles = m.div_ceil(tile);
-    for t in 0..tiles {
-        let half = t % 2;
+    let steps = chunks * tiles;
+    for s in 0..steps {
+        let (c, t) = (s / tiles, s % tiles);
+        let half = s % 2;
+        let (col0, cols) = (c * chunk, chunk.min(n - c * chunk));
+        let (blk0, cols16, cblocks16) = (col0 / bs, fits16(cols, "chunk columns")?, fits16(cols / bs, "chunk blocks")?);
         let row0 = t * tile;
         let rows = fits16(tile.min(m - row0), "tile rows")?;
-        let reuse_later = t + 2 < tiles;
-        let act_base = fits16(half * (cfg.act_entries / 2), "act base")?;
+        let reuse_later = s + 2 < steps;
+        let act_base = half * (cfg.act_entries / 2);
+        let res_base = fits16(act_base + rows as usize * kb, "residual base")?;
+        let act_base = fits16(act_base, "act base")?;
+        let wgt_base = fits16((c % 2) * wgt_half, "weight base")?;
         let acc_base = fits16(half * acc_half, "acc base")?;
         let out_base = fits16(half * (cfg.out_entries / 2), "out base")?;
-        // Load the tile (and its residual rows) into this half once compute has released it (tile t−2
-        // used it); the tile's last load tells compute it is ready.
-        let res_base = fits16(half * (cfg.act_entries / 2) + rows as usize * kb, "residual base")?;
-        p.push(
-            Instruction::new(Op::Load(Load {
-                buffer: Buffer::Act,
-                sram_base: act_base,
-                y_size: rows,
+        // Loads of this step: the chunk's weights at its first tile, the A tile, the residual rows. The
+        // first waits until compute has released the halves (step s−2 used them: compute runs in order, so
+        // the weights of chunk c−2, used at the latest by step s−2, are free too); the last tells compute the
+        // step is ready.
+        let mut loads = Vec::new();
+        if t == 0 {
+            loads.push(Load {
+                buffer: Buffer::Wgt,
+                sram_base: wgt_base,
+                y_size: cols16,
                 x_size: kb16,
                 x_stride: kb16,
-                dram_addr: a_planes.mantissas + (row0 * kb) as u32 * mb,
-                exp_addr: a_planes.exponents + (row0 * kb) as u32,
+                dram_addr: w_planes.mantissas + (col0 * kb) as u32 * mb,
+                exp_addr: w_planes.exponents + (col0 * kb) as u32,
                 pad: [0; 4],
-            }))
-            .with_deps(Deps { pop_next: t >= 2, push_next: res_planes.is_none(), ..Deps::NONE }),
-        );
-        if let Some(r) = res_planes {
-            let nb16 = fits16(nb, "N blocks")?;
-            p.push(
-                Instruction::new(Op::Load(Load {
-                    buffer: Buffer::Act,
-                    sram_base: res_base,
-                    y_size: rows,
-                    x_size: nb16,
-                    x_stride: nb16,
-                    dram_addr: r.mantissas + (row0 * nb) as u32 * mb,
-                    exp_addr: r.exponents + (row0 * nb) as u32,
-                    pad: [0; 4],
-                }))
-                .with_deps(Deps { push_next: true, ..Deps::NONE }),
-            );
+            });
         }
-        // The store of tile t−2 reads this half of OUT (BFP output) or of ACC (f32 output): the first
+        loads.push(Load {
+            buffer: Buffer::Act,
+            sram_base: act_base,
+            y_size: rows,
+            x_size: kb16,
+            x_stride: kb16,
+            dram_addr: a_planes.mantissas + (row0 * kb) as u32 * mb,
+            exp_addr: a_planes.exponents + (row0 * kb) as u32,
+            pad: [0; 4],
+        });
+        if let Some(r) = res_planes {
+            loads.push(Load {
+                buffer: Buffer::Act,
+                sram_base: res_base,
+                y_size: rows,
+                x_size: cblocks16,
+                x_stride: nb16,
+                dram_addr: r.mantissas + (row0 * nb + blk0) as u32 * mb,
+                exp_addr: r.exponents + (row0 * nb + blk0) as u32,
+                pad: [0; 4],
+            });
+        }
+        let last = loads.len() - 1;
+        for (i, load) in loads.into_iter().enumerate() {
+            let deps = Deps { pop_next: i == 0 && s >= 2, push_next: i == last, ..Deps::NONE };
+            p.push(Instruction::new(Op::Load(load)).with_deps(deps));
+        }
+        // The store of step s−2 reads this half of OUT (BFP output) or of ACC (f32 output): the first
         // compute instruction that overwrites it waits for the store's token. The activation half is
         // released by the last compute instruction reading it: GEMM, or POST when it adds the residual.
-        let wait_store = t >= 2;
-        let gemm = Gemm { act_base, acc_base, ..Gemm::dense(rows, n16, kb16, true) };
+        let wait_store = s >= 2;
+        let gemm = Gemm { act_base, wgt_base, acc_base, ..Gemm::dense(rows, cols16, kb16, true) };
         p.push(Instruction::new(Op::Gemm(gemm)).with_deps(Deps {
             pop_prev: true,
             pop_next: wait_store && output == OutputKind::F32,
@@ -332,12 +352,12 @@ pub fn matmul(cfg: &EngineConfig, spec: &Matmul) -> Result<MatmulProgram, Progra
                 acc_base,
                 out_base,
                 m_size: rows,
-                n_blocks: fits16(nb, "N blocks")?,
-                acc_m_stride: n16,
-                out_m_stride: fits16(nb, "N blocks")?,
-                bias_base,
+                n_blocks: cblocks16,
+                acc_m_stride: cols16,
+                out_m_stride: cblocks16,
+                bias_base: if bias.is_some() { fits16(bias_base + col0, "bias base")? } else { 0 },
                 res_base: if res_planes.is_some() { res_base } else { 0 },
-                res_m_stride: if res_planes.is_some() { fits16(nb, "N blocks")? } else { 0 },
+                res_m_stride: if res_planes.is_some() { cblocks16 } else { 0 },
             }))
             .with_deps(Deps {
                 pop_next: wait_store && output == OutputKind::Bfp,
@@ -351,18 +371,18 @@ pub fn matmul(cfg: &EngineConfig, spec: &Matmul) -> Result<MatmulProgram, Progra
                 buffer: Buffer::Out,
                 sram_base: out_base,
                 y_size: rows,
-                x_size: fits16(nb, "N blocks")?,
-                x_stride: fits16(nb, "N blocks")?,
-                dram_addr: planes.mantissas + (row0 * nb) as u32 * mb,
-                exp_addr: planes.exponents + (row0 * nb) as u32,
+                x_size: cblocks16,
+                x_stride: nb16,
+                dram_addr: planes.mantissas + (row0 * nb + blk0) as u32 * mb,
+                exp_addr: planes.exponents + (row0 * nb + blk0) as u32,
             },
             OutputLocation::F32(addr) => Store {
                 buffer: Buffer::Acc,
                 sram_base: acc_base,
                 y_size: rows,
-                x_size: n16,
+                x_size: cols16,
                 x_stride: n16,
-                dram_addr: addr + (row0 * n * 4) as u32,
+                dram_addr: addr + ((row0 * n + col0) * 4) as u32,
                 exp_addr: 0,
             },
         };

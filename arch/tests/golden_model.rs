@@ -274,6 +274,9 @@ fn tiled_double_buffered_matmul_equals_the_isa_definition() {
             Activation::None,
         ),
         (EngineConfig::default_16x16().with_format(BfpFormat::MXINT8), 20, 128, 64, Activation::Relu),
+        // Weights larger than the weight buffer: column chunks (32, 32, 32, 16) double-buffered in its halves.
+        (EngineConfig::tiny(), 37, 256, 112, Activation::Relu),
+        (EngineConfig { act_entries: 256, ..EngineConfig::tiny() }, 45, 320, 64, Activation::None),
     ];
     for (cfg, m, k, n, activation) in cases {
         let f = cfg.format;

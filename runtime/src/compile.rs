@@ -408,17 +408,15 @@ impl CompiledModel {
             StepKind::Host { reason, .. } => reason.clone(),
             StepKind::Conv { layer, .. } => {
                 let g = layer.groups().first();
+                let [kh, kw] = layer.kernel();
                 format!(
-                    "K={} N={} stride {}, {} weight chunk(s)",
-                    g.map_or(0, DenseLayer::k),
-                    g.map_or(0, DenseLayer::n),
+                    "{kh}×{kw}/{} K={} N={}",
                     layer.geometry().stride[0],
-                    g.map_or(0, |g| g.chunks().len())
+                    g.map_or(0, DenseLayer::k),
+                    g.map_or(0, DenseLayer::n)
                 )
             }
-            StepKind::Dense { layer, .. } => {
-                format!("K={} N={}, {} weight chunk(s)", layer.k(), layer.n(), layer.chunks().len())
-            }
+            StepKind::Dense { layer, .. } => format!("K={} N={}", layer.k(), layer.n()),
         };
         LayerRow {
             name: step.name.clone(),

@@ -1,11 +1,10 @@
 //! Layers on the engine: matrix products and convolutions lowered to engine programs and run on a device.
 //!
 //! A layer's weights are quantized once, when it is prepared ([`DenseLayer::new`], [`ConvLayer::new`]):
-//! the reduction axis K is padded with zeros to whole blocks, the output columns N are split into chunks
-//! whose weights fit the weight buffer, and each chunk is padded with zero columns to whole blocks (their
-//! outputs are dropped). Running a layer quantizes only its input (and residual), builds one
-//! [`arch::program::matmul`] program per chunk (weights and bias loaded once, rows double-buffered), and
-//! runs them through the driver on any backend. Bias, residual add and ReLU/ReLU6 run fused in the engine's
+//! the reduction axis K is padded with zeros to whole blocks, and the output columns N with zero weight
+//! columns to whole blocks (their outputs are dropped). Running a layer quantizes only its input (and
+//! residual), builds one [`arch::program::matmul`] program (column chunks and row tiles double-buffered so
+//! loads overlap compute), and runs it through the driver on any backend. Bias, residual add and ReLU/ReLU6 run fused in the engine's
 //! POST stage; results come back as `f32`.
 //!
 //! A convolution is lowered to a matrix product by host im2col: one row per output pixel, the reduction
@@ -17,7 +16,7 @@ use arch::config::EngineConfig;
 use arch::isa::Activation;
 use arch::program::{self, Matmul, OutputKind, OutputLocation, ProgramError};
 use driver::{Accelerator, Backend, DriverError, RunStats};
-use ndarray::{s, Array2, Array4, ArrayView2, ArrayView4};
+use ndarray::{Array2, Array4, ArrayView2, ArrayView4};
 use thiserror::Error;
 
 /// Why a layer could not run on the engine.
@@ -56,29 +55,17 @@ impl Default for Conv2d {
     }
 }
 
-/// The output columns `n0..n1` of a layer, quantized for the engine: `padded` rows (output columns, the last
-/// ones zero) of `K/bs` blocks, and the matching bias (zero-padded).
-#[derive(Clone, Debug)]
-pub struct WeightChunk {
-    /// First output column of the chunk.
-    pub n0: usize,
-    /// One past its last output column.
-    pub n1: usize,
-    /// Output columns padded to whole blocks.
-    pub padded: usize,
-    /// The weights, one row of `K/bs` blocks per padded output column.
-    pub weights: BfpTensor,
-    /// The bias of the padded columns.
-    pub bias: Option<Vec<f32>>,
-}
-
-/// A matrix product `act(A · Wᵀ + bias [+ residual])` prepared for one engine: weights quantized once.
+/// A matrix product `act(A · Wᵀ + bias [+ residual])` prepared for one engine: weights quantized once, the
+/// output columns padded with zero weights to whole blocks.
 #[derive(Clone, Debug)]
 pub struct DenseLayer {
     config: EngineConfig,
     k: usize,
     n: usize,
-    chunks: Vec<WeightChunk>,
+    /// One row of `K/bs` blocks per output column, `N` padded to whole blocks.
+    weights: BfpTensor,
+    /// The bias, zero-padded like the columns.
+    bias: Option<Vec<f32>>,
     activation: Activation,
 }
 
@@ -98,31 +85,16 @@ impl DenseLayer {
         if bias.is_some_and(|b| b.len() != n) {
             return Err(EngineError::Shape(format!("bias has {} values for N = {n}", bias.map_or(0, <[f32]>::len))));
         }
-        let kp = k.next_multiple_of(bs);
-        let kb = kp / bs;
-        // Output columns per program: the chunk's weights must fit the weight buffer, and its accumulators
-        // (two row tiles of at least one row, plus the bias) the accumulator buffer.
-        let by_weights = config.wgt_entries / kb;
-        let by_acc = config.acc_entries / 3;
-        let chunk = (by_weights.min(by_acc) / bs) * bs;
-        if chunk == 0 {
-            return Err(EngineError::Shape(format!("one output column of K = {k} does not fit the weight buffer")));
-        }
-        let mut chunks = Vec::new();
-        for n0 in (0..n).step_by(chunk) {
-            let n1 = (n0 + chunk).min(n);
-            let padded = (n1 - n0).next_multiple_of(bs);
-            let mut wc = padded_rows(w.slice(s![n0..n1, ..]), kp);
-            wc.resize(padded * kp, 0.0);
-            let weights = BfpTensor::quantize(config.format, Rounding::NearestEven, &wc)?;
-            let bias = bias.map(|b| {
-                let mut v = b[n0..n1].to_vec();
-                v.resize(padded, 0.0);
-                v
-            });
-            chunks.push(WeightChunk { n0, n1, padded, weights, bias });
-        }
-        Ok(DenseLayer { config: *config, k, n, chunks, activation })
+        let (kp, np) = (k.next_multiple_of(bs), n.next_multiple_of(bs));
+        let mut wp = padded_rows(w, kp);
+        wp.resize(np * kp, 0.0);
+        let weights = BfpTensor::quantize(config.format, Rounding::NearestEven, &wp)?;
+        let bias = bias.map(|b| {
+            let mut v = b.to_vec();
+            v.resize(np, 0.0);
+            v
+        });
+        Ok(DenseLayer { config: *config, k, n, weights, bias, activation })
     }
 
     /// The reduction length K (before padding).
@@ -130,14 +102,14 @@ impl DenseLayer {
         self.k
     }
 
-    /// The output columns N.
+    /// The output columns N (before padding).
     pub fn n(&self) -> usize {
         self.n
     }
 
-    /// The quantized weight chunks, one engine program each per run.
-    pub fn chunks(&self) -> &[WeightChunk] {
-        &self.chunks
+    /// The quantized weights: one row of `K/bs` blocks per output column, N padded to whole blocks.
+    pub fn weights(&self) -> &BfpTensor {
+        &self.weights
     }
 
     /// The activation POST applies.
@@ -145,8 +117,8 @@ impl DenseLayer {
         self.activation
     }
 
-    /// Runs `act(A · Wᵀ + bias + residual)` on the engine behind `acc`: `a` is M×K, `residual` (if any) M×N.
-    /// Returns the M×N result and the summed counters of the programs it ran.
+    /// Runs `act(A · Wᵀ + bias + residual)` on the engine behind `acc` as one program: `a` is M×K,
+    /// `residual` (if any) M×N. Returns the M×N result and the program's counters.
     pub fn run<B: Backend>(
         &self,
         acc: &mut Accelerator<B>,
@@ -162,46 +134,39 @@ impl DenseLayer {
         if k != self.k || m == 0 {
             return Err(EngineError::Shape(format!("A is {m}×{k}, the layer needs M > 0 rows of K = {}", self.k)));
         }
-        if let Some(r) = &residual {
-            if r.dim() != (m, self.n) {
+        let np = self.n.next_multiple_of(bs);
+        let res_q = match &residual {
+            Some(r) if r.dim() != (m, self.n) => {
                 return Err(EngineError::Shape(format!("residual is {:?}, the output is {m}×{}", r.dim(), self.n)));
             }
-        }
-        let kp = k.next_multiple_of(bs);
-        let a_q = BfpTensor::quantize(cfg.format, Rounding::NearestEven, &padded_rows(a, kp))?;
+            Some(r) => Some(BfpTensor::quantize(cfg.format, Rounding::NearestEven, &padded_rows(r.view(), np))?),
+            None => None,
+        };
+        let a_q = BfpTensor::quantize(cfg.format, Rounding::NearestEven, &padded_rows(a, k.next_multiple_of(bs)))?;
+        let spec = Matmul {
+            a: &a_q,
+            w: &self.weights,
+            m,
+            n: np,
+            bias: self.bias.as_deref(),
+            residual: res_q.as_ref(),
+            activation: self.activation,
+            output: OutputKind::F32,
+        };
+        let built = program::matmul(&cfg, &spec)?;
+        acc.write_data(&built.window.bytes)?;
+        let stats = acc.run(&built.program)?;
+        let OutputLocation::F32(at) = built.output else { unreachable!("the program was built for f32 output") };
+        let data = acc.data();
         let mut out = Array2::zeros((m, self.n));
-        let mut total = RunStats::default();
-        for c in &self.chunks {
-            let res_q = match &residual {
-                Some(r) => {
-                    let rows = padded_rows(r.slice(s![.., c.n0..c.n1]), c.padded);
-                    Some(BfpTensor::quantize(cfg.format, Rounding::NearestEven, &rows)?)
-                }
-                None => None,
-            };
-            let spec = Matmul {
-                a: &a_q,
-                w: &c.weights,
-                m,
-                n: c.padded,
-                bias: c.bias.as_deref(),
-                residual: res_q.as_ref(),
-                activation: self.activation,
-                output: OutputKind::F32,
-            };
-            let built = program::matmul(&cfg, &spec)?;
-            acc.write_data(&built.window.bytes)?;
-            total += acc.run(&built.program)?;
-            let OutputLocation::F32(at) = built.output else { unreachable!("the program was built for f32 output") };
-            let data = acc.data();
-            for i in 0..m {
-                let row = at as usize + 4 * i * c.padded;
-                for (j, o) in (c.n0..c.n1).zip((row..).step_by(4)) {
-                    out[[i, j]] = f32::from_le_bytes(data[o..o + 4].try_into().expect("4 bytes"));
-                }
+        for (i, mut row) in out.rows_mut().into_iter().enumerate() {
+            let base = at as usize + 4 * i * np;
+            for (j, o) in row.iter_mut().enumerate() {
+                let b = base + 4 * j;
+                *o = f32::from_le_bytes(data[b..b + 4].try_into().expect("4 bytes"));
             }
         }
-        Ok((out, total))
+        Ok((out, stats))
     }
 }
 
@@ -254,6 +219,11 @@ impl ConvLayer {
     /// The convolution's geometry.
     pub fn geometry(&self) -> &Conv2d {
         &self.geometry
+    }
+
+    /// Kernel height and width.
+    pub fn kernel(&self) -> [usize; 2] {
+        [self.weight_shape[2], self.weight_shape[3]]
     }
 
     /// The matrix product of each group.

@@ -91,15 +91,17 @@ fn convolutions_on_the_engine_match_f32_and_both_kernels_agree() {
 
 #[test]
 fn wide_layers_are_split_to_fit_the_buffers() {
-    // 4×4 tiny engine with a small weight buffer: N = 96 with K = 256 needs several programs.
-    let cfg = EngineConfig { wgt_entries: 256, ..EngineConfig::tiny() };
+    // 4×4 tiny engine with a small weight buffer: N = 96 with K = 256 needs several column chunks, each in one
+    // half of the weight buffer while the other half computes.
+    let cfg = EngineConfig { wgt_entries: 512, ..EngineConfig::tiny() };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
     let a = Array2::from_shape_fn((37, 250), |_| rng.gen_range(-1.0f32..1.0));
     let w = Array2::from_shape_fn((90, 250), |_| rng.gen_range(-1.0f32..1.0));
     let mut acc = device(cfg, Kernel::Fast);
     let (got, stats) = matmul(&mut acc, a.view(), w.view(), None, Activation::None).unwrap();
-    // K padded to 256 (16 blocks): 16 columns per program, so N = 90 takes 6 programs.
-    assert!(stats.counters.instructions >= 6 * 6, "{} instructions", stats.counters.instructions);
+    // K padded to 256 (16 blocks): 16 columns per half of the weight buffer, so N = 90 takes 6 chunks, each
+    // with its weight load, A load, GEMM, POST and STORE.
+    assert!(stats.counters.instructions > 6 * 5, "{} instructions", stats.counters.instructions);
     // Splitting changes no bit: each output's accumulation does not depend on the chunking.
     let mut whole = device(EngineConfig::tiny(), Kernel::Fast);
     let (unsplit, _) = matmul(&mut whole, a.view(), w.view(), None, Activation::None).unwrap();
