@@ -140,6 +140,17 @@ pub struct Run {
     pub steps: Vec<StepRun>,
 }
 
+/// A run on the engine beside the f32 reference run of the same inputs ([`CompiledModel::compare`]).
+#[derive(Clone, Debug)]
+pub struct Comparison {
+    /// The engine run: graph outputs and step costs.
+    pub engine: Run,
+    /// The f32 reference path's graph outputs.
+    pub reference: Vec<ArrayD<f32>>,
+    /// One report row per step, with its error against the reference.
+    pub rows: Vec<LayerRow>,
+}
+
 /// Compiles `graph` for the engine `config` describes: fuses layers, quantizes their weights, and places the
 /// rest on the host. Fails only if a layer that should fit the engine cannot be prepared (a bug in the
 /// graph, such as NaN weights).
@@ -377,16 +388,15 @@ impl CompiledModel {
     /// Runs the model on the engine and on the f32 reference path and returns one report row per step: where it
     /// ran, its MACs, modelled cycles and utilisation, and its output's SQNR and max abs error against the
     /// f32 reference (errors accumulate from the input on: this is what the engine's answer is worth).
-    /// Also returns the engine run (graph outputs first, then every step's output).
     pub fn compare<B: Backend>(
         &self,
         acc: &mut Accelerator<B>,
         inputs: &[ArrayD<f32>],
-    ) -> Result<(Run, Vec<LayerRow>), RuntimeError> {
+    ) -> Result<Comparison, RuntimeError> {
         let mut wanted = self.graph.outputs.clone();
         wanted.extend(self.step_outputs());
-        let run = self.run_values(acc, inputs, &wanted)?;
-        let reference = reference::run_values(&self.graph, inputs, &wanted)?;
+        let mut run = self.run_values(acc, inputs, &wanted)?;
+        let mut reference = reference::run_values(&self.graph, inputs, &wanted)?;
         let skip = self.graph.outputs.len();
         let rows = self
             .steps
@@ -398,7 +408,9 @@ impl CompiledModel {
                 self.row(step, cost, Some(sqnr), Some(max_abs))
             })
             .collect();
-        Ok((run, rows))
+        run.values.truncate(skip);
+        reference.truncate(skip);
+        Ok(Comparison { engine: run, reference, rows })
     }
 
     /// The report row of one step (errors given by the caller, if measured).

@@ -25,6 +25,7 @@ pub mod error;
 pub mod graph;
 pub mod models;
 pub mod onnx;
+pub mod pipeline;
 pub mod preprocess;
 pub mod reference;
 pub mod torch;
