@@ -18,6 +18,7 @@
 
 use std::time::{Duration, Instant};
 
+use arch::bfp::BfpTensor;
 use arch::config::EngineConfig;
 use arch::isa::Activation;
 use driver::{Accelerator, Backend, RunStats};
@@ -27,20 +28,7 @@ use crate::engine::{Conv2d, ConvLayer, DenseLayer, EngineError};
 use crate::error::RuntimeError;
 use crate::graph::{Graph, Op, ValueId};
 use crate::reference::{self, WalkStep};
-// TEMPORARY until report.rs lands
-#[allow(missing_docs)]
-#[derive(Clone, Debug, PartialEq)]
-pub struct LayerRow {
-    pub name: String,
-    pub op: String,
-    pub engine: bool,
-    pub note: String,
-    pub macs: u64,
-    pub cycles: u64,
-    pub utilisation: Option<f64>,
-    pub sqnr_db: Option<f64>,
-    pub max_abs_err: Option<f32>,
-}
+use crate::report::{LayerRow, RunSummary};
 
 /// One unit of a compiled model: an engine layer (possibly fused) or a host operator.
 #[derive(Clone, Debug)]
@@ -163,8 +151,8 @@ pub fn compile(graph: &Graph, config: &EngineConfig) -> Result<CompiledModel, Ru
     }
     let is_output = |v: ValueId| graph.outputs.contains(&v);
     // The sole consumer of `v`, if nothing else (no other node, no graph output) reads it.
-    let sole_consumer = |v: ValueId| match consumers[v].as_slice() {
-        [only] if !is_output(v) => Some(*only),
+    let sole_consumer = |v: ValueId, absorbed: &[bool]| match consumers[v].as_slice() {
+        [only] if !is_output(v) && !absorbed[*only] => Some(*only),
         _ => None,
     };
     let mut absorbed = vec![false; graph.nodes.len()];
@@ -194,11 +182,13 @@ pub fn compile(graph: &Graph, config: &EngineConfig) -> Result<CompiledModel, Ru
             continue;
         };
         // Fuse what POST can do after the product: a residual add, then ReLU or ReLU6.
+        // A node already fused into an earlier layer (an Add whose other operand is this layer's output: two
+        // branches meeting) is not fused again; this layer's output becomes that layer's residual.
         let mut nodes = vec![i];
         let mut ops = vec![node.op.name()];
         let mut out = node.output;
         let mut residual = None;
-        if let Some(j) = sole_consumer(out) {
+        if let Some(j) = sole_consumer(out, &absorbed) {
             let add = &graph.nodes[j];
             if matches!(add.op, Op::Add) && add.inputs.len() == 2 {
                 let other = if add.inputs[0] == out { add.inputs[1] } else { add.inputs[0] };
@@ -211,7 +201,7 @@ pub fn compile(graph: &Graph, config: &EngineConfig) -> Result<CompiledModel, Ru
             }
         }
         let mut activation = Activation::None;
-        if let Some(j) = sole_consumer(out) {
+        if let Some(j) = sole_consumer(out, &absorbed) {
             let act = match graph.nodes[j].op {
                 Op::Relu => Some(Activation::Relu),
                 Op::Clip { min, max } if min == 0.0 && max == 6.0 => Some(Activation::Relu6),
@@ -380,6 +370,48 @@ impl CompiledModel {
         Ok(Run { values, steps: runs })
     }
 
+    /// The quantized weights of every engine step, in step order: the step's name and one tensor per
+    /// matrix product (one per convolution group).
+    pub fn engine_weights(&self) -> Vec<(&str, Vec<&BfpTensor>)> {
+        self.steps
+            .iter()
+            .filter_map(|s| match &s.kind {
+                StepKind::Conv { layer, .. } => {
+                    Some((s.name.as_str(), layer.groups().iter().map(DenseLayer::weights).collect()))
+                }
+                StepKind::Dense { layer, .. } => Some((s.name.as_str(), vec![layer.weights()])),
+                StepKind::Host { .. } => None,
+            })
+            .collect()
+    }
+
+    /// Installs stored weights (as [`engine_weights`](Self::engine_weights) lists them) in place of the
+    /// compiled ones. The steps must match one for one, by name, tensor count, format and size.
+    pub fn set_engine_weights(&mut self, stored: Vec<(String, Vec<BfpTensor>)>) -> Result<(), String> {
+        let engine_steps = self.steps.iter().filter(|s| s.on_engine()).count();
+        if stored.len() != engine_steps {
+            return Err(format!("{} stored layers, the compiled model has {engine_steps} engine layers", stored.len()));
+        }
+        let steps = self.steps.iter_mut().filter(|s| s.on_engine());
+        for (step, (name, tensors)) in steps.zip(stored) {
+            if step.name != name {
+                return Err(format!("stored layer '{name}' where the compiled model has '{}'", step.name));
+            }
+            let layers: Vec<&mut DenseLayer> = match &mut step.kind {
+                StepKind::Conv { layer, .. } => layer.groups_mut().iter_mut().collect(),
+                StepKind::Dense { layer, .. } => vec![layer],
+                StepKind::Host { .. } => unreachable!("filtered to engine steps"),
+            };
+            if layers.len() != tensors.len() {
+                return Err(format!("layer '{name}': {} stored tensors for {} groups", tensors.len(), layers.len()));
+            }
+            for (layer, t) in layers.into_iter().zip(tensors) {
+                layer.set_weights(t).map_err(|e| format!("layer '{name}': {e}"))?;
+            }
+        }
+        Ok(())
+    }
+
     /// The output value of every step, in step order.
     pub fn step_outputs(&self) -> Vec<ValueId> {
         self.steps.iter().map(|s| s.output).collect()
@@ -411,6 +443,18 @@ impl CompiledModel {
         run.values.truncate(skip);
         reference.truncate(skip);
         Ok(Comparison { engine: run, reference, rows })
+    }
+
+    /// The totals of a run for the report's header: cycles and MACs of the rows, engine and host step
+    /// counts, and the engine's clock and peak MACs per cycle.
+    pub fn summary(&self, title: &str, rows: &[LayerRow]) -> RunSummary {
+        RunSummary::from_rows(
+            title,
+            self.config.to_string(),
+            self.config.clock_mhz as f64,
+            self.config.macs() as u64,
+            rows,
+        )
     }
 
     /// The report row of one step (errors given by the caller, if measured).

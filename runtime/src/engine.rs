@@ -112,6 +112,22 @@ impl DenseLayer {
         &self.weights
     }
 
+    /// Replaces the quantized weights with `weights` (e.g. read from a model package), which must have the
+    /// engine's format and the same number of blocks.
+    pub fn set_weights(&mut self, weights: BfpTensor) -> Result<(), String> {
+        if weights.format() != self.config.format || weights.num_blocks() != self.weights.num_blocks() {
+            return Err(format!(
+                "{} blocks of {}, the layer needs {} blocks of {}",
+                weights.num_blocks(),
+                weights.format(),
+                self.weights.num_blocks(),
+                self.config.format
+            ));
+        }
+        self.weights = weights;
+        Ok(())
+    }
+
     /// The activation POST applies.
     pub fn activation(&self) -> Activation {
         self.activation
@@ -229,6 +245,11 @@ impl ConvLayer {
     /// The matrix product of each group.
     pub fn groups(&self) -> &[DenseLayer] {
         &self.groups
+    }
+
+    /// The matrix products, to replace their weights ([`DenseLayer::set_weights`]).
+    pub fn groups_mut(&mut self) -> &mut [DenseLayer] {
+        &mut self.groups
     }
 
     /// Output height and width for an input of `h`×`w`, or why the kernel does not fit.

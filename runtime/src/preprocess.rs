@@ -151,7 +151,8 @@ pub enum PreprocessError {
 pub type Result<T, E = PreprocessError> = std::result::Result<T, E>;
 
 /// The order of the three colour channels in the output tensor.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ChannelOrder {
     /// Red, green, blue (torchvision, ONNX model zoo, EfficientNet-Lite0, the seed's TF ResNet-50).
     #[default]
@@ -175,7 +176,8 @@ impl ChannelOrder {
 /// Every `mean` and `std` array is indexed by **colour** (red, green, blue), whatever the output
 /// [`ChannelOrder`]: the red mean stays the red mean when the tensor is BGR. Each formula is evaluated in `f32`
 /// in the order written, which reproduces torchvision (`ToTensor` then `Normalize`) bit for bit.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Normalization {
     /// `(x/255 − mean) / std` (torchvision's `ToTensor` + `Normalize`; ImageNet models, the CIFAR ResNet-20).
     UnitMeanStd {
@@ -260,7 +262,8 @@ impl Normalization {
 ///
 /// This is a model property (it belongs in a model package); the resource limits of decoding are a separate
 /// [`DecodeLimits`] value chosen by whoever serves the model.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PreprocessConfig {
     /// The length of the shorter side after resizing (torchvision's `Resize(256)`).
     pub resize_shorter: u32,

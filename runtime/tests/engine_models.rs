@@ -111,3 +111,55 @@ fn efficientnet_on_the_engine_agrees_with_f32_on_real_photos() {
         assert!(top1.iter().any(|t| t.contains(want)), "no photo classified as '{want}': {top1:?}");
     }
 }
+
+/// Prints the per-layer report of a ResNet-50 run on the emulated engine and checks what must hold for any
+/// weights: every convolution and the classifier on the engine with the residual adds and ReLUs fused, the
+/// f32 reference path agreeing with the engine to the given SQNR at the logits, and every layer measured.
+fn resnet50_on_the_engine(title: &str, graph: &runtime::graph::Graph, x: ArrayD<f32>, min_logits_sqnr: f64) {
+    let config = EngineConfig::default_16x16();
+    let model = compile::compile(graph, &config).expect("compile");
+    let mut acc = Accelerator::open(EmuBackend::new(config, 256 << 20).unwrap()).unwrap();
+    let t = Instant::now();
+    let cmp = model.compare(&mut acc, &[x]).expect("engine and reference runs");
+    let summary = model.summary(title, &cmp.rows);
+    eprintln!("{}", runtime::report::table(&summary, &cmp.rows));
+    eprintln!("{title}: engine and f32 runs took {:?}", t.elapsed());
+    let labels: Vec<String> = model.steps().iter().filter(|s| s.on_engine()).map(|s| s.label()).collect();
+    assert_eq!(labels.len(), 54, "53 convolutions and the classifier on the engine: {labels:?}");
+    assert_eq!(labels.iter().filter(|l| l.as_str() == "Conv+Add+Relu").count(), 16, "{labels:?}");
+    assert!(model.steps().iter().all(|s| s.on_engine() || !matches!(s.ops[0], "Conv" | "Add" | "Relu" | "Gemm")));
+    assert!(cmp.rows.iter().all(|r| r.sqnr_db.is_some() && r.max_abs_err.is_some()));
+    let (sqnr, _) = compile::error_stats(&cmp.reference[0], &cmp.engine.values[0]);
+    eprintln!("{title}: logits SQNR {sqnr:.1} dB against f32");
+    assert!(sqnr >= min_logits_sqnr, "{title}: logits SQNR {sqnr:.1} dB < {min_logits_sqnr} dB");
+}
+
+/// Issue 3: ResNet-50 v1.5 with deterministic synthetic weights runs end to end on the emulated engine, with
+/// its per-layer SQNR printed.
+#[test]
+fn resnet50_synthetic_on_the_emulated_engine() {
+    let graph = runtime::models::resnet50::resnet50_synthetic(0, 1).expect("ResNet-50");
+    let photo = common::data_dir().map(|d| d.join("imagenet-photos/parrot.jpg"));
+    let x = match photo.as_deref().map(std::fs::read) {
+        Some(Ok(bytes)) => preprocess(&bytes, &PreprocessConfig::imagenet()).expect("preprocess").into_dyn(),
+        _ => ndarray::Array4::from_shape_fn((1, 3, 224, 224), |(_, c, y, x)| {
+            ((c + y * 3 + x * 7) % 17) as f32 / 8.0 - 1.0
+        })
+        .into_dyn(),
+    };
+    resnet50_on_the_engine("ResNet-50 synthetic", &graph, x, 25.0);
+}
+
+/// Issue 3: the ONNX backend tests' `light_resnet50.onnx` (the real ResNet-50 topology) runs end to end on the
+/// emulated engine, with its per-layer SQNR printed.
+#[test]
+fn light_resnet50_on_the_emulated_engine() {
+    let Some(dir) = common::onnx_dir() else { return };
+    let model = dir.join("backend/test/data/light/light_resnet50.onnx");
+    let graph = onnx::load(model, &ImportOptions { batch: 1 }).expect("import");
+    // The input of the ONNX reference output: a ramp over [0, 1).
+    let shape = graph.values[graph.inputs[0]].shape.clone();
+    let n: usize = shape.iter().product();
+    let x = ArrayD::from_shape_vec(shape, (0..n).map(|i| (i as f64 / n as f64) as f32).collect()).expect("shape");
+    resnet50_on_the_engine("light_resnet50", &graph, x, 20.0);
+}
