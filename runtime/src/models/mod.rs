@@ -3,3 +3,4 @@
 //! * [`efficientnet_lite`]: EfficientNet-Lite (Lite0) from a PyTorch state dict read by [`crate::torch`].
 
 pub mod efficientnet_lite;
+pub mod resnet50;

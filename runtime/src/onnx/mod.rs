@@ -14,6 +14,7 @@
 //! another operator, a non-constant shape parameter, an unsupported attribute value or data type — is an
 //! [`ImportError`] naming the node and operator.
 
+pub mod export;
 pub mod fold;
 pub mod import;
 pub mod proto;
@@ -21,6 +22,7 @@ pub mod tensor;
 
 use prost::Message;
 
+pub use export::{export_model, ExportError};
 pub use import::{import_model, ImportOptions};
 pub use tensor::{tensor_from_proto, ConstTensor};
 
