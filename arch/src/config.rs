@@ -101,6 +101,15 @@ impl EngineConfig {
         [("tiny", Self::tiny()), ("16x16", Self::default_16x16()), ("32x32", Self::large_32x32())]
     }
 
+    /// The short name that [`FromStr`] parses back to exactly this configuration (`16x16-msfp16`, `tiny-mxint8`,
+    /// `8x32-msfp12`), or `None` for a configuration no name describes (buffers changed by hand). Model
+    /// packages and reports name engines this way.
+    pub fn spec(&self) -> Option<String> {
+        let presets = Self::presets();
+        let bases = presets.iter().map(|(n, _)| n.to_string()).chain([format!("{}x{}", self.rows, self.cols)]);
+        bases.map(|b| format!("{b}-{}", self.format)).find(|name| name.parse::<EngineConfig>().as_ref() == Ok(self))
+    }
+
     /// Same engine with another number format.
     pub fn with_format(self, format: BfpFormat) -> Self {
         EngineConfig { format, ..self }
@@ -222,6 +231,10 @@ mod tests {
         assert_eq!((c.rows, c.cols, c.format), (8, 32, BfpFormat::MSFP12));
         assert!("3x4".parse::<EngineConfig>().is_err());
         assert!("16x16-fp8".parse::<EngineConfig>().is_err());
+        for spec in ["tiny-msfp16", "16x16-mxint8", "32x32-mxint8", "8x32-msfp12"] {
+            assert_eq!(spec.parse::<EngineConfig>().unwrap().spec().as_deref(), Some(spec));
+        }
+        assert_eq!(EngineConfig { act_entries: 2048, ..EngineConfig::tiny() }.spec(), None);
         let bad = EngineConfig { act_entries: 100, ..EngineConfig::tiny() };
         assert!(bad.validate().unwrap_err().0.contains("act_entries"));
     }

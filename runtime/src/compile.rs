@@ -178,7 +178,7 @@ pub fn compile(graph: &Graph, config: &EngineConfig) -> Result<CompiledModel, Ru
             kind: StepKind::Host { op: node.op.clone(), reason },
         };
         let Some(lowering) = engine_lowering(graph, i) else {
-            host_steps[i] = Some(host(host_reason(graph, i)));
+            host_steps[i] = Some(host(host_reason(graph, i, config)));
             continue;
         };
         // Fuse what POST can do after the product: a residual add, then ReLU or ReLU6.
@@ -281,23 +281,26 @@ fn engine_lowering(graph: &Graph, i: usize) -> Option<Lowering> {
     }
 }
 
-/// Why node `i` runs on the host.
-fn host_reason(graph: &Graph, i: usize) -> String {
+/// Why node `i` runs on the host of an engine with `config`.
+fn host_reason(graph: &Graph, i: usize, config: &EngineConfig) -> String {
     let node = &graph.nodes[i];
     let constant = |k: usize| node.inputs.get(k).is_some_and(|&v| graph.values[v].constant.is_some());
     match &node.op {
         Op::Conv(_) | Op::Gemm { .. } if !constant(1) => "its weights are computed at run time, not constants".into(),
         Op::Conv(a) if a.kernel.len() != 2 => "only 2-D convolutions are lowered to the engine".into(),
         Op::Conv(a) if a.group > 1 => format!(
-            "grouped convolution ({} groups): lowered group by group it would use one array column in {}; the \
-             engine has no depthwise unit",
-            a.group, 16
+            "grouped convolution ({} groups): lowered group by group it would use {} of the array's {} columns; \
+             the engine has no depthwise unit",
+            a.group,
+            node.inputs.get(1).map_or(1, |&w| graph.values[w].shape[0] / a.group).min(config.cols),
+            config.cols
         ),
         Op::Gemm { .. } => "only Gemm with alpha = beta = 1, A untransposed, B transposed is lowered".into(),
         Op::MatMul => "MatMul is not lowered (Gemm is)".into(),
-        Op::Add | Op::Relu | Op::Clip { .. } => {
-            format!("{} not fused: it does not directly follow an engine layer's only use", node.op.name())
-        }
+        Op::Add | Op::Relu | Op::Clip { .. } => format!(
+            "element-wise: POST fuses {} only directly after an engine layer whose output nothing else reads",
+            node.op.name()
+        ),
         Op::MaxPool(_) | Op::AveragePool { .. } | Op::GlobalAveragePool => {
             "pooling: the engine has no pooling unit (cheap on the host)".into()
         }
@@ -450,7 +453,7 @@ impl CompiledModel {
     pub fn summary(&self, title: &str, rows: &[LayerRow]) -> RunSummary {
         RunSummary::from_rows(
             title,
-            self.config.to_string(),
+            self.config.spec().unwrap_or_else(|| self.config.to_string()),
             self.config.clock_mhz as f64,
             self.config.macs() as u64,
             rows,
