@@ -6,6 +6,9 @@
 //! (convolutions, whole networks) builds on the same pieces; the CLI demo, the benchmarks and the tests
 //! use it directly.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use thiserror::Error;
 
 use crate::bfp::{BfpError, BfpFormat, BfpTensor};
@@ -99,7 +102,7 @@ impl DmaWindow {
 }
 
 /// How the product's result leaves the engine.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum OutputKind {
     /// Re-quantized to BFP blocks along N (N must be a multiple of the block size).
     Bfp,
@@ -215,28 +218,8 @@ pub fn matmul(cfg: &EngineConfig, spec: &Matmul) -> Result<MatmulProgram, Progra
     if bias_len >= cfg.acc_entries {
         return shape(format!("the bias ({n} values) does not fit the accumulator buffer"));
     }
-    // Columns per chunk: all of them if their weights fit the buffer, else what fits half of it.
-    let chunk = if n * kb <= cfg.wgt_entries { n } else { (cfg.wgt_entries / 2 / kb / bs) * bs };
-    if chunk == 0 {
-        return shape(format!("one block of output columns (K = {kb} blocks) does not fit half the weight buffer"));
-    }
-    let chunks = n.div_ceil(chunk);
-    let wgt_half = if chunks == 1 { 0 } else { cfg.wgt_entries / 2 };
-    // Rows per tile: each buffer is split in two halves for double buffering. A tile's activation rows hold
-    // its K blocks and, with a residual, the chunk's residual blocks.
-    let acc_half = (cfg.acc_entries - bias_len) / 2;
-    let res_blocks = if residual.is_some() { chunk / bs } else { 0 };
-    let mut tile = (cfg.act_entries / 2 / (kb + res_blocks)).min(acc_half / chunk).min(u16::MAX as usize).min(m);
-    if output == OutputKind::Bfp {
-        tile = tile.min(cfg.out_entries / 2 / (chunk / bs));
-    }
-    if tile == 0 {
-        return shape(format!("one row (K = {kb} blocks, {chunk} columns) does not fit half of the buffers"));
-    }
-    let fits16 = |v: usize, what: &str| {
-        u16::try_from(v).map_err(|_| ProgramError::Shape(format!("{what} = {v} does not fit a 16-bit field")))
-    };
-    let (kb16, n16, nb16) = (fits16(kb, "K blocks")?, fits16(n, "N")?, fits16(nb, "N blocks")?);
+    let geometry = Geometry { m, kb, n, bias: bias.is_some(), residual: residual.is_some(), activation, output };
+    let tiling = best_tiling(cfg, &geometry)?;
 
     let mut window = DmaWindow::default();
     let a_planes = window.put_bfp(a)?;
@@ -254,10 +237,157 @@ pub fn matmul(cfg: &EngineConfig, spec: &Matmul) -> Result<MatmulProgram, Progra
         }
         OutputKind::F32 => OutputLocation::F32(window.alloc(m * n * 4, 64)?),
     };
+    let layout = Layout { a: a_planes, w: w_planes, bias: bias_addr, residual: res_planes, out };
+    let program = emit(cfg, &geometry, &layout, tiling)?;
+    Ok(MatmulProgram { program, window, output: out, tile_rows: tiling.tile })
+}
 
+/// The sizes of a [`Matmul`] that its program's shape depends on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Geometry {
+    m: usize,
+    kb: usize,
+    n: usize,
+    bias: bool,
+    residual: bool,
+    activation: Activation,
+    output: OutputKind,
+}
+
+/// How a [`Matmul`] is cut: output columns per chunk and rows per tile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Tiling {
+    /// Output columns per chunk (a multiple of the block size; the last chunk may be smaller).
+    pub chunk: usize,
+    /// Rows per tile (the last tile may be smaller).
+    pub tile: usize,
+}
+
+/// Where a [`Matmul`]'s operands lie in the DMA window.
+struct Layout {
+    a: BfpPlanes,
+    w: BfpPlanes,
+    bias: Option<u32>,
+    residual: Option<BfpPlanes>,
+    out: OutputLocation,
+}
+
+/// The largest tile that fits half of each buffer for chunks of `chunk` columns (0 if none does).
+fn max_tile(cfg: &EngineConfig, g: &Geometry, chunk: usize) -> usize {
+    let bs = cfg.format.block_size();
+    let bias_len = if g.bias { g.n } else { 0 };
+    let acc_half = (cfg.acc_entries - bias_len) / 2;
+    // A tile's activation rows hold its K blocks and, with a residual, the chunk's residual blocks.
+    let res_blocks = if g.residual { chunk / bs } else { 0 };
+    let mut tile = (cfg.act_entries / 2 / (g.kb + res_blocks)).min(acc_half / chunk).min(u16::MAX as usize).min(g.m);
+    if g.output == OutputKind::Bfp {
+        tile = tile.min(cfg.out_entries / 2 / (chunk / bs));
+    }
+    tile
+}
+
+/// The tilings worth comparing: column chunks that fit the weight buffer (all of N at once, or halves of it
+/// for double buffering, in a few sizes), each with the largest tile, the largest tile balanced over the
+/// rows, and whole multiples of the array's rows.
+fn candidate_tilings(cfg: &EngineConfig, g: &Geometry) -> Vec<Tiling> {
+    let bs = cfg.format.block_size();
+    let half_cap = (cfg.wgt_entries / 2 / g.kb / bs) * bs;
+    let mut chunks = Vec::new();
+    if g.n * g.kb <= cfg.wgt_entries {
+        chunks.push(g.n);
+    }
+    for parts in 2..=8 {
+        chunks.push(g.n.div_ceil(parts).next_multiple_of(bs));
+    }
+    chunks.extend([half_cap, (half_cap / 2 / bs) * bs]);
+    // A chunk smaller than N must fit half the buffer (the halves alternate); N itself may use all of it.
+    chunks.retain(|&c| c > 0 && c <= g.n && (c == g.n && g.n * g.kb <= cfg.wgt_entries || c <= half_cap));
+    chunks.sort_unstable();
+    chunks.dedup();
+    let mut out = Vec::new();
+    for chunk in chunks {
+        let max = max_tile(cfg, g, chunk);
+        if max == 0 {
+            continue;
+        }
+        let balanced = |t: usize| g.m.div_ceil(g.m.div_ceil(t));
+        let rows_multiple = (max / cfg.rows) * cfg.rows;
+        for tile in [max, balanced(max), rows_multiple, balanced(rows_multiple.max(1))] {
+            if tile > 0 && !out.contains(&Tiling { chunk, tile }) {
+                out.push(Tiling { chunk, tile });
+            }
+        }
+    }
+    out
+}
+
+/// The tiling whose program the cycle model ([`crate::timing`]) predicts to finish first (ties: the first
+/// candidate, i.e. the larger chunks). The choice depends only on the configuration and the geometry, so it
+/// is remembered: every image of a network reuses its layers' choices.
+fn best_tiling(cfg: &EngineConfig, g: &Geometry) -> Result<Tiling, ProgramError> {
+    static CHOSEN: Mutex<Option<HashMap<(EngineConfig, Geometry), Tiling>>> = Mutex::new(None);
+    let key = (*cfg, *g);
+    if let Some(t) = CHOSEN.lock().ok().and_then(|m| m.as_ref().and_then(|m| m.get(&key).copied())) {
+        return Ok(t);
+    }
+    let unplaced = BfpPlanes { mantissas: 0, exponents: 0, blocks: 0 };
+    let layout = Layout {
+        a: unplaced,
+        w: unplaced,
+        bias: g.bias.then_some(0),
+        residual: g.residual.then_some(unplaced),
+        out: match g.output {
+            OutputKind::Bfp => OutputLocation::Bfp(unplaced),
+            OutputKind::F32 => OutputLocation::F32(0),
+        },
+    };
+    let mut best: Option<(u64, Tiling)> = None;
+    let mut last_error = None;
+    for t in candidate_tilings(cfg, g) {
+        match emit(cfg, g, &layout, t) {
+            Ok(program) => {
+                let cycles = crate::timing::program_cycles(cfg, &program);
+                if best.is_none_or(|(c, _)| cycles < c) {
+                    best = Some((cycles, t));
+                }
+            }
+            Err(e) => last_error = Some(e),
+        }
+    }
+    let Some((_, tiling)) = best else {
+        return Err(last_error.unwrap_or_else(|| {
+            ProgramError::Shape(format!(
+                "one row (K = {} blocks) and one block of output columns do not fit half of the buffers",
+                g.kb
+            ))
+        }));
+    };
+    if let Ok(mut m) = CHOSEN.lock() {
+        m.get_or_insert_with(HashMap::new).insert(key, tiling);
+    }
+    Ok(tiling)
+}
+
+/// The instructions of a [`Matmul`] of geometry `g` with operands at `layout`, cut by `tiling`.
+fn emit(cfg: &EngineConfig, g: &Geometry, layout: &Layout, tiling: Tiling) -> Result<Vec<Instruction>, ProgramError> {
+    let &Geometry { m, kb, n, activation, output, .. } = g;
+    let Tiling { chunk, tile } = tiling;
+    let bs = cfg.format.block_size();
+    let nb = n / bs;
+    let chunks = n.div_ceil(chunk);
+    let wgt_half = if chunks == 1 { 0 } else { cfg.wgt_entries / 2 };
+    let bias_len = if g.bias { n } else { 0 };
+    let acc_half = (cfg.acc_entries - bias_len) / 2;
+    let fits16 = |v: usize, what: &str| {
+        u16::try_from(v).map_err(|_| ProgramError::Shape(format!("{what} = {v} does not fit a 16-bit field")))
+    };
+    let (kb16, n16, nb16) = (fits16(kb, "K blocks")?, fits16(n, "N")?, fits16(nb, "N blocks")?);
+    let (a_planes, w_planes, bias_addr, res_planes, out) =
+        (layout.a, layout.w, layout.bias, layout.residual, layout.out);
+    let bias = bias_addr;
     let mb = cfg.format.mantissa_bytes() as u32;
     // The bias sits at the top of the accumulator buffer (unused, and 0, without a bias).
-    let bias_base = if bias.is_some() { cfg.acc_entries - bias_len } else { 0 };
+    let bias_base = if g.bias { cfg.acc_entries - bias_len } else { 0 };
     let mut p = Vec::new();
     if let Some(addr) = bias_addr {
         p.push(Instruction::new(Op::Load(Load {
@@ -393,5 +523,5 @@ pub fn matmul(cfg: &EngineConfig, spec: &Matmul) -> Result<MatmulProgram, Progra
         }));
     }
     p.push(Instruction::new(Op::Finish));
-    Ok(MatmulProgram { program: p, window, output: out, tile_rows: tile })
+    Ok(p)
 }

@@ -143,6 +143,24 @@ pub fn token_queue(stage: Stage, prev: bool, pop: bool) -> Option<usize> {
     }
 }
 
+/// The cycles a program takes by the rules of this module (the end of its last instruction), placed at the
+/// start of a ring of its own length, without executing it: what a scheduler compares candidate programs
+/// by. A program whose tokens would deadlock or overflow has no cycle count: `u64::MAX`.
+pub fn program_cycles(cfg: &EngineConfig, program: &[Instruction]) -> u64 {
+    let mut clock = Clock::new(*cfg, program.len(), program.len().max(1), 0);
+    let mut end = 0;
+    for inst in program {
+        match clock.schedule(inst) {
+            Ok(t) => end = t.end,
+            Err(_) => return u64::MAX,
+        }
+    }
+    if clock.check_token_capacity().is_err() {
+        return u64::MAX;
+    }
+    end
+}
+
 /// Computes each instruction's [`Timing`] by the rules of this module, one instruction at a time in
 /// program order. Used by the golden model; usable by a scheduler to predict a program's cycles.
 #[derive(Clone, Debug)]

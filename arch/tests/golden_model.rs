@@ -300,6 +300,8 @@ fn tiled_double_buffered_matmul_equals_the_isa_definition() {
                 let mut mem = built.window.bytes.clone();
                 let report = engine.run(&built.program, &mut mem).unwrap();
                 check_timeline(&cfg, &built.program, &report.timeline);
+                // The scheduler's prediction is the cycle count of the run.
+                assert_eq!(arch::timing::program_cycles(&cfg, &built.program), report.counters.cycles);
                 let window = DmaWindow { bytes: mem };
                 let got: Vec<u32> = match built.output {
                     OutputLocation::F32(at) => window.get_f32(at, m * n).unwrap().iter().map(|x| x.to_bits()).collect(),

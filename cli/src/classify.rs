@@ -163,11 +163,16 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
     let cfg = *acc.config();
     let model = match loaded.compiled {
         Some(m) if *m.config() == cfg => m,
-        Some(m) => bail!(
-            "the package's engine weights are quantized for a {} engine, {device} is a {cfg} engine (package \
-             the model again with --config {cfg})",
-            m.config()
-        ),
+        Some(m) => {
+            let name = |c: &arch::EngineConfig| c.spec().unwrap_or_else(|| c.to_string());
+            bail!(
+                "the package's engine weights are quantized for a {} engine and {device} is a {} engine: package \
+                 the model again with --config {}",
+                name(m.config()),
+                name(&cfg),
+                name(&cfg)
+            )
+        }
         None => compile::compile(&pipeline.graph, &cfg).context("compiling for the engine")?,
     };
     let top = args.top as usize;

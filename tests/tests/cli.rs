@@ -263,3 +263,80 @@ fn classify_finds_the_macaw_on_the_engine_and_in_f32() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("macaw"));
 }
+
+/// `systole package` writes a model package from an ONNX classifier; `systole classify --model` runs it with
+/// the packaged engine weights and draws the per-layer report; a device of another configuration, or class
+/// names given twice, are clear errors.
+#[test]
+fn package_then_classify_with_a_report() {
+    let Some(data) = data_dir() else { return };
+    let dir = std::env::temp_dir().join(format!("systole-cli-package-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let package = dir.join("effnet.systole");
+    let (onnx, labels) = (
+        data.join("efficientnet-lite0-imagenet.onnx"),
+        data.join("imagenet-photos/classification_classes_ILSVRC2012.txt"),
+    );
+    let out = systole_ok(&[
+        "package",
+        "--model",
+        onnx.to_str().unwrap(),
+        "--labels",
+        labels.to_str().unwrap(),
+        "--preprocess",
+        "efficientnet-lite0",
+        "--config",
+        "16x16",
+        "--name",
+        "effnet-lite0",
+        "-o",
+        package.to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("package 'effnet-lite0'") && out.contains("16x16-msfp16") && out.contains("1000 classes"),
+        "{out}"
+    );
+
+    let photo = data.join("imagenet-photos/hot_dog.jpg");
+    let report = dir.join("layers.html");
+    let out = systole_ok(&[
+        "classify",
+        "--model",
+        package.to_str().unwrap(),
+        photo.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    let first_rank = out.lines().find(|l| l.trim_start().starts_with("1. ")).unwrap_or_default();
+    assert_eq!(first_rank.matches("hotdog").count(), 2, "{out}");
+    assert!(out.contains("utilisation") && out.contains("SQNR dB") && out.contains("grouped convolution"), "{out}");
+    let html = std::fs::read_to_string(&report).expect("report written");
+    assert!(html.contains("<svg") && html.contains("_conv_stem"), "the page draws the layers");
+
+    // The package's weights are quantized for 16x16-msfp16: another engine is refused, saying what to do.
+    let err = systole_err(&[
+        "classify",
+        "--model",
+        package.to_str().unwrap(),
+        photo.to_str().unwrap(),
+        "--backend",
+        "emu:32x32",
+    ]);
+    assert!(err.contains("--config 32x32-mxint8"), "{err}");
+    let err = systole_err(&[
+        "classify",
+        "--model",
+        package.to_str().unwrap(),
+        "--labels",
+        labels.to_str().unwrap(),
+        photo.to_str().unwrap(),
+    ]);
+    assert!(err.contains("drop --labels"), "{err}");
+    // A damaged package is refused before anything runs.
+    let bytes = std::fs::read(&package).unwrap();
+    let cut = dir.join("cut.systole");
+    std::fs::write(&cut, &bytes[..bytes.len() - 1000]).unwrap();
+    let err = systole_err(&["classify", "--model", cut.to_str().unwrap(), photo.to_str().unwrap()]);
+    assert!(err.contains("cut.systole") && !err.contains("panicked"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
