@@ -8,15 +8,20 @@
 //!   arrays, nodes as an enum of supported operators with parsed attributes;
 //! * [`reference`](mod@reference): the f32 reference path, a readable ndarray interpreter of that graph;
 //! * [`error`]: the error types of import and execution;
-//! * [`engine`]: matrix products and convolutions lowered to engine programs and run on a device through the
-//!   driver (host im2col for now), with the other operators on the reference path;
+//! * [`engine`]: one layer on the engine ([`engine::DenseLayer`], [`engine::ConvLayer`] by host im2col),
+//!   weights quantized once, each run one program through the driver;
+//! * [`compile`]: which nodes become engine layers, with bias, residual add and ReLU/ReLU6 fused into POST,
+//!   the rest on the host with the reason; [`compile::CompiledModel::compare`] measures every layer against
+//!   the reference path, and [`report`] prints and draws that;
+//! * [`pipeline`]: preprocessing, network and class names that fit together; [`package`] (the checksummed
+//!   container) and [`service`] (what goes in it) make it one model file;
 //! * [`preprocess`]: decoding, resizing, cropping and normalising images into NCHW tensors;
 //! * [`torch`]: a strict reader of PyTorch checkpoints (zip and legacy formats; allow-listed pickle globals
-//!   only), and [`models`]: architectures built from such state dicts (EfficientNet-Lite0);
+//!   only), and [`models`]: networks built in code (EfficientNet-Lite0 from a state dict, ResNet-50 with
+//!   synthetic weights);
 //! * [`datasets`]: loaders of the real test data (CIFAR-10 images).
 //!
-//! Still to come (issue 3): weights quantized once, implicit GEMM with fused bias/residual/activation on the
-//! engine, the model package, `systole classify`, and ResNet-50 at speed.
+//! See `docs/runtime.md` for the compiler's rules and the package format.
 
 pub mod compile;
 pub mod datasets;

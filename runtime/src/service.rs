@@ -1,7 +1,7 @@
 //! The seed's "service definition": a [`Pipeline`] and its engine weights in one model package file.
 //!
 //! [`crate::package`] is the container (a zip with a checksummed manifest); this module decides what goes in
-//! it. A package written by [`write`] holds four stages, in pipeline order:
+//! it. A package written by [`write()`] holds four stages, in pipeline order:
 //!
 //! | stage | entry | contents |
 //! |---|---|---|
@@ -139,7 +139,7 @@ pub fn write(path: &Path, pipeline: &Pipeline, compiled: &CompiledModel) -> Resu
     Ok(())
 }
 
-/// Loads a package written by [`write`]: every entry's checksum verified, the pipeline's parts checked to fit,
+/// Loads a package written by [`write()`]: every entry's checksum verified, the pipeline's parts checked to fit,
 /// the network compiled with the packaged engine weights.
 pub fn load(path: &Path) -> Result<Service, ServiceError> {
     let package = Package::open(path)?;

@@ -13,6 +13,9 @@
 //! Graph inputs must be float32; a symbolic batch axis gets [`ImportOptions::batch`]. Anything else —
 //! another operator, a non-constant shape parameter, an unsupported attribute value or data type — is an
 //! [`ImportError`] naming the node and operator.
+//!
+//! [`export`] writes a graph back to ONNX (opset 17 by default), so that models built in code or compiled
+//! into a package run in onnxruntime too.
 
 pub mod export;
 pub mod fold;
