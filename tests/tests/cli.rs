@@ -332,6 +332,17 @@ fn package_then_classify_with_a_report() {
         photo.to_str().unwrap(),
     ]);
     assert!(err.contains("drop --labels"), "{err}");
+    // An ONNX model whose input the preprocessing cannot make (ResNet-20 takes 32×32 images) is refused.
+    let resnet20 = data.join("resnet20-cifar10.onnx");
+    let err = systole_err(&[
+        "classify",
+        "--model",
+        resnet20.to_str().unwrap(),
+        "--labels",
+        labels.to_str().unwrap(),
+        photo.to_str().unwrap(),
+    ]);
+    assert!(err.contains("[1, 3, 32, 32]") && err.contains("preprocessing makes [1, 3, 224, 224]"), "{err}");
     // A damaged package is refused before anything runs.
     let bytes = std::fs::read(&package).unwrap();
     let cut = dir.join("cut.systole");
