@@ -26,19 +26,8 @@ pub struct ClassifyArgs {
     /// Photos to classify (JPEG, PNG, GIF, BMP, WebP).
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<PathBuf>,
-    /// The model: a package written by `systole package` (.systole), or an ONNX classifier (.onnx; give
-    /// --labels and --preprocess too).
-    #[arg(long, value_name = "FILE", conflicts_with = "weights")]
-    pub model: Option<PathBuf>,
-    /// EfficientNet-Lite0 ImageNet weights, a PyTorch state dict (.pth), instead of --model.
-    #[arg(long, value_name = "PTH")]
-    pub weights: Option<PathBuf>,
-    /// Class names, a JSON list or one name per line (with --weights or an ONNX --model).
-    #[arg(long, value_name = "FILE")]
-    pub labels: Option<PathBuf>,
-    /// Preprocessing of an ONNX --model.
-    #[arg(long, value_enum, default_value_t = PreprocessArg::Imagenet)]
-    pub preprocess: PreprocessArg,
+    #[command(flatten)]
+    pub model: ModelArgs,
     #[arg(long, visible_alias = "backend", value_name = "DEVICE", default_value = "emu", help = crate::DEVICE_HELP)]
     pub device: DeviceSpec,
     /// Number format of the emulated engine (overrides the one in --device emu:CONFIG).
@@ -51,6 +40,24 @@ pub struct ClassifyArgs {
     /// How many classes to print.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub top: u16,
+}
+
+/// Where the model comes from (shared by `systole classify` and `systole package`).
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// The model: a package written by `systole package` (.systole), or an ONNX classifier (.onnx; give
+    /// --labels and --preprocess too).
+    #[arg(long, value_name = "FILE", conflicts_with = "weights", required_unless_present = "weights")]
+    pub model: Option<PathBuf>,
+    /// EfficientNet-Lite0 ImageNet weights, a PyTorch state dict (.pth), instead of --model.
+    #[arg(long, value_name = "PTH")]
+    pub weights: Option<PathBuf>,
+    /// Class names, a JSON list or one name per line (with --weights or an ONNX --model).
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+    /// Preprocessing of an ONNX --model.
+    #[arg(long, value_enum, default_value_t = PreprocessArg::Imagenet)]
+    pub preprocess: PreprocessArg,
 }
 
 /// Preprocessing presets for ONNX models.
@@ -102,12 +109,9 @@ pub struct LoadedModel {
 }
 
 /// Loads the model the arguments name.
-pub fn load_model(
-    model: Option<&Path>,
-    weights: Option<&Path>,
-    labels: Option<&Path>,
-    preprocess: PreprocessArg,
-) -> Result<LoadedModel> {
+pub fn load_model(args: &ModelArgs) -> Result<LoadedModel> {
+    let (model, weights, labels, preprocess) =
+        (args.model.as_deref(), args.weights.as_deref(), args.labels.as_deref(), args.preprocess);
     let need_labels = || labels.context("--labels FILE is needed with --weights or an ONNX --model");
     match (model, weights) {
         (Some(path), _) if path.extension().is_some_and(|e| e == "systole") => {
@@ -156,7 +160,7 @@ fn report_path(path: &Path, image: &Path, count: usize) -> PathBuf {
 /// Runs the command.
 pub fn run(args: &ClassifyArgs) -> Result<()> {
     let device = device_with_format(&args.device, args.format)?;
-    let loaded = load_model(args.model.as_deref(), args.weights.as_deref(), args.labels.as_deref(), args.preprocess)?;
+    let loaded = load_model(&args.model)?;
     let pipeline = &loaded.pipeline;
     let backend = device.open().with_context(|| format!("opening {device}"))?;
     let mut acc = Accelerator::open(backend).with_context(|| format!("discovering the engine on {device}"))?;

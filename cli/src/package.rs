@@ -8,23 +8,13 @@ use arch::EngineConfig;
 use clap::Args;
 use runtime::{compile, service};
 
-use crate::classify::{load_model, PreprocessArg};
+use crate::classify::{load_model, ModelArgs};
 
 /// Arguments of `systole package`.
 #[derive(Debug, Args)]
 pub struct PackageArgs {
-    /// The network: an ONNX classifier (.onnx), or another package to re-quantize (.systole).
-    #[arg(long, value_name = "FILE", conflicts_with = "weights", required_unless_present = "weights")]
-    pub model: Option<PathBuf>,
-    /// EfficientNet-Lite0 ImageNet weights, a PyTorch state dict (.pth), instead of --model.
-    #[arg(long, value_name = "PTH")]
-    pub weights: Option<PathBuf>,
-    /// Class names, a JSON list or one name per line (not with a .systole --model).
-    #[arg(long, value_name = "FILE")]
-    pub labels: Option<PathBuf>,
-    /// Preprocessing of an ONNX --model.
-    #[arg(long, value_enum, default_value_t = PreprocessArg::Imagenet)]
-    pub preprocess: PreprocessArg,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// The engine the weights are quantized for.
     #[arg(long, default_value = "16x16", help = crate::CONFIG_HELP)]
     pub config: EngineConfig,
@@ -38,7 +28,7 @@ pub struct PackageArgs {
 
 /// Runs the command.
 pub fn run(args: &PackageArgs) -> Result<()> {
-    let loaded = load_model(args.model.as_deref(), args.weights.as_deref(), args.labels.as_deref(), args.preprocess)?;
+    let loaded = load_model(&args.model)?;
     let mut pipeline = loaded.pipeline;
     if let Some(name) = &args.name {
         pipeline.name = name.clone();

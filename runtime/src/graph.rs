@@ -448,6 +448,17 @@ impl Graph {
         self.values.len() - 1
     }
 
+    /// Appends a node named `name` computing `op` on `inputs` into a new value named `output`, whose shape is
+    /// inferred from the inputs' ([`Op::output_shape`]); returns the new value, or why the shapes do not fit.
+    /// Model builders use it to grow a graph in topological order.
+    pub fn add_node(&mut self, name: &str, op: Op, inputs: Vec<ValueId>, output: &str) -> Result<ValueId, String> {
+        let shapes: Vec<&[usize]> = inputs.iter().map(|&i| self.values[i].shape.as_slice()).collect();
+        let shape = op.output_shape(&shapes)?;
+        let out = self.add_value(output, shape, None);
+        self.nodes.push(Node { name: name.to_string(), op, inputs, output: out });
+        Ok(out)
+    }
+
     /// Looks a value up by its ONNX name.
     pub fn find(&self, name: &str) -> Option<ValueId> {
         self.values.iter().position(|v| v.name == name)

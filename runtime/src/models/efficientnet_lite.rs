@@ -12,7 +12,7 @@
 use ndarray::{ArrayD, IxDyn};
 use thiserror::Error;
 
-use crate::graph::{ConvAttrs, Graph, Node, Op, ValueId};
+use crate::graph::{ConvAttrs, Graph, Op, ValueId};
 use crate::torch::StateDict;
 
 /// Why a graph could not be built from a state dict.
@@ -173,11 +173,7 @@ impl Builder<'_> {
     }
 
     fn node(&mut self, name: &str, op: Op, inputs: Vec<ValueId>, out: &str) -> Result<ValueId, ModelError> {
-        let shapes: Vec<&[usize]> = inputs.iter().map(|&i| self.g.values[i].shape.as_slice()).collect();
-        let shape = op.output_shape(&shapes).map_err(|detail| ModelError::Graph { node: name.to_string(), detail })?;
-        let output = self.g.add_value(out, shape, None);
-        self.g.nodes.push(Node { name: name.to_string(), op, inputs, output });
-        Ok(output)
+        self.g.add_node(name, op, inputs, out).map_err(|detail| ModelError::Graph { node: name.to_string(), detail })
     }
 
     fn relu6(&mut self, bn: &str, x: ValueId) -> Result<ValueId, ModelError> {

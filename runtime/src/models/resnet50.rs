@@ -49,7 +49,7 @@ use ndarray::{ArrayD, IxDyn};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::graph::{ConvAttrs, Graph, Node, Op, PoolAttrs, ValueId};
+use crate::graph::{ConvAttrs, Graph, Op, PoolAttrs, ValueId};
 use crate::models::efficientnet_lite::ModelError;
 
 /// One stage of bottleneck blocks.
@@ -225,11 +225,7 @@ impl Builder {
     }
 
     fn named_node(&mut self, name: &str, op: Op, inputs: Vec<ValueId>, out: &str) -> Result<ValueId, ModelError> {
-        let shapes: Vec<&[usize]> = inputs.iter().map(|&i| self.g.values[i].shape.as_slice()).collect();
-        let shape = op.output_shape(&shapes).map_err(|detail| ModelError::Graph { node: name.to_string(), detail })?;
-        let output = self.g.add_value(out, shape, None);
-        self.g.nodes.push(Node { name: name.to_string(), op, inputs, output });
-        Ok(output)
+        self.g.add_node(name, op, inputs, out).map_err(|detail| ModelError::Graph { node: name.to_string(), detail })
     }
 
     fn node(&mut self, name: &str, op: Op, inputs: Vec<ValueId>) -> Result<ValueId, ModelError> {
