@@ -33,6 +33,25 @@ install_deps() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 }
 
+# The HDL tests' external tools (Verilator's lint, Yosys's synthesis). Installed like DEPS when we are root;
+# otherwise a missing one is reported and the tests that need it skip with a message.
+HDL_DEPS=("verilator:verilator" "yosys:yosys")
+install_hdl_deps() {
+    local missing=() entry
+    for entry in "${HDL_DEPS[@]}"; do
+        command -v "${entry%%:*}" >/dev/null 2>&1 || missing+=("${entry#*:}")
+    done
+    if [ "${#missing[@]}" -eq 0 ]; then
+        echo "HDL tools: nothing missing"
+    elif [ "$(id -u)" -ne 0 ]; then
+        echo "HDL tools missing: ${missing[*]}; their tests will skip (install them: apt-get install ${missing[*]})" >&2
+    else
+        echo "installing HDL tools: ${missing[*]}"
+        apt-get update
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+    fi
+}
+
 section "dependencies"
 for tool in cargo rustc; do
     if ! command -v "$tool" >/dev/null 2>&1; then
@@ -48,6 +67,7 @@ for sub in fmt clippy; do
 done
 cargo --version
 install_deps
+install_hdl_deps
 
 section "python test dependencies: onnx 1.18.0 (the last wheel shipping the ONNX backend node tests), onnxruntime, pillow, numpy"
 PYDEPS=("onnx==1.18.0" onnxruntime pillow numpy)
@@ -55,6 +75,10 @@ python3 -m pip install --quiet --disable-pip-version-check "${PYDEPS[@]}" ||
     python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "${PYDEPS[@]}"
 # The tests that compare with PIL and onnxruntime must run here, not skip.
 export SYSTOLE_REQUIRE_PIL=1
+# The HDL lint and synthesis tests must run, not skip, wherever the tools could be installed.
+if command -v verilator >/dev/null 2>&1 && command -v yosys >/dev/null 2>&1; then
+    export SYSTOLE_REQUIRE_HDL_TOOLS=1
+fi
 
 section "dependencies of the QEMU VFIO test: scripts/qemu-vfio-test.sh --install-only"
 ./scripts/qemu-vfio-test.sh --install-only

@@ -1,5 +1,67 @@
-//! The systolic BFP engine in rust-hdl, exported to Verilog.
+//! # hdl: the systole engine in rust-hdl, exported to Verilog
 //!
-//! **Not implemented yet.** This crate is a placeholder in the workspace so that the layout is fixed from
-//! the start; it is filled by issue 4. It deliberately exports nothing, so nothing can depend on
-//! behaviour that does not exist.
+//! The engine's hardware, generated from an [`arch::EngineConfig`] and specified by the `arch` crate: its
+//! golden model (`arch::golden`) is what every circuit here is tested against, bit for bit.
+//! `docs/hardware.md` describes the design (block diagram, dataflow and why, timing, how to export).
+//!
+//! ## What exists (issue 4, first part)
+//!
+//! * [`mod@array`]: the **weight-stationary systolic array** — `R × C` [`pe::ProcessingElement`]s multiplying
+//!   BFP mantissas (sign-extended to 16 bits, exact 32-bit products and partial sums), cut into segments of
+//!   `min(R, bs)` rows so each segment delivers the exact integer dot product of one block (or of an
+//!   `R`-element slice, carried between passes when `bs > R`); below each segment an [`edge::EdgeCell`] with
+//!   the block-product exponent adder (`e_a + e_w − 2·bias − 2·fraction_bits`) and an accumulator adder. It
+//!   produces exactly the `arch::accum::Term` sequence the golden model feeds to `accumulate`, and the sums.
+//!   Sizes 2×2, 4×4, 8×8, 16×16 and 32×32 are stamped out ([`array::STAMPED`]); mantissa widths 2..=8; any
+//!   block size the segment list covers (8 to 64).
+//! * [`accum`]: the **accumulator adder**, `arch::accum::accumulate` in RTL (exact sum, one nearest-even
+//!   rounding with an unbounded exponent, flush below `2^−126`, saturation at `±f32::MAX`), pipelined to the
+//!   configuration's `acc_latency`.
+//! * [`export`]: **Verilog export** of the array and its adders as one top module named
+//!   `systole_array_<R>x<C>_<format>` ([`export::export_verilog`]), with a header recording the configuration
+//!   and [`export::GENERATOR_VERSION`]; it passes `verilator --lint-only -Wall` with the waivers of
+//!   [`export::verilator_waivers`] (each justified there) and Yosys `synth` (the `export` tests).
+//! * [`tile`] and [`harness`]: running GEMM tiles through the simulated array cycle by cycle, on the cycle
+//!   model's schedule; [`signed`]: the sign-extending cast rust-hdl lacks.
+//!
+//! ## Still to come (the rest of issue 4)
+//!
+//! Around the array, the complete engine: the ACT/WGT/ACC/OUT buffers (and the carried-partial-sum store that
+//! [`tile::run_tile`] keeps in software today), the GEMM sequencer (loop nests, strides, the pass schedule
+//! and its accumulator forwarding), the POST unit, instruction fetch and decode with the three stage queues
+//! and dependency tokens, the BAR0 register file with its counters, and the DMA port. Then the Verilog of the
+//! whole engine, and its co-simulation with Verilator against the golden model (the `sim` crate).
+//!
+//! ## rust-hdl 0.46, as used here
+//! `#[hdl_gen]` kernels have no `let` (intermediates are `Local` signals); index expressions into arrays of
+//! sub-blocks must be evaluable from loop variables and literals, so the array's update function is stamped
+//! out per size by [`systolic_array!`]; nested arrays of blocks produce invalid Verilog, so PEs live in one
+//! row-major `Vec`; the only multiplier is 16×16→32; `signed_bit_cast` recurses forever on the most negative
+//! value ([`signed::signed_bit_cast_ext`] replaces it); the top module is named `top` unless visited under
+//! another name ([`export::verilog_of`]).
+
+#![warn(missing_docs)]
+
+pub mod accum;
+pub mod array;
+pub mod delay;
+pub mod edge;
+pub mod export;
+pub mod harness;
+pub mod pe;
+pub mod signed;
+pub mod tile;
+
+/// Why hardware could not be generated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HdlError {
+    /// The configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The configuration is valid but this generator does not build it yet.
+    #[error("unsupported configuration: {0}")]
+    Unsupported(String),
+    /// rust-hdl's circuit checks failed (an open input, a logic loop, a write to an input).
+    #[error("circuit check failed: {0}")]
+    Check(String),
+}

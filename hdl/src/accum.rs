@@ -1,0 +1,363 @@
+//! The accumulator adder: `arch::accum::accumulate` in RTL, bit for bit.
+//!
+//! [`AccumulateCore`] is the combinational adder and [`Accumulator`] the same adder followed by a pipeline of
+//! `acc_latency` registers (the configuration's accumulator latency), as the array's column edges use it.
+//!
+//! # The rule (from `arch::accum`)
+//! The accumulator `a` is `+0` or a normal `f32`; the term is `t = mantissa · 2^exponent` with
+//! `|mantissa| < 2^24`. The exact sum is rounded to a 24-bit significand, nearest-even, with an unbounded
+//! exponent; a rounded magnitude below `2^−126` gives `+0`, one above `f32::MAX` gives `±f32::MAX` and raises
+//! `saturated`. A zero result is always `+0`.
+//!
+//! # How the hardware computes it
+//! Both operands are brought to the same form, a 24-bit significand with its top bit set and the exponent `E`
+//! of that top bit (value `sig · 2^(E − 23)`), biased by 1024 in 12 bits so that every comparison is unsigned:
+//! the accumulator directly (`E = biased_exp − 127`), the term after a leading-one search and a left shift
+//! (exact, since `|mantissa| < 2^24`). The operand with the larger `E` (the *big* one) is placed at bit 50 of a
+//! 64-bit word (`big_sig << 27`); the other is shifted right by the exponent difference `d` from bit 49
+//! (`small_sig << 26 >> d`), then moved up one place with a **sticky bit** below it that records whether any
+//! bit was shifted out. The two are added or subtracted exactly. Nothing is lost while `d ≤ 26`; for larger `d`
+//! the small operand is below half an ulp of the big one's 24-bit window and the sticky bit decides ties
+//! exactly (the true sum lies strictly between two even integers around the computed odd one, and every
+//! rounding boundary and power of two at or above the rounding position is even). The sum is normalised (its
+//! leading one moved to bit 63), rounded nearest-even on bit 40, and its exponent tested for flush and
+//! saturation. Because the exponent is unbounded until that test, rounding happens before the flush, as the
+//! rule requires.
+//!
+//! # Interface
+//! * `acc`: the accumulator's `f32` bits (`+0` or normal).
+//! * `mant`: the term's mantissa, 32-bit two's complement (only `|mant| < 2^24` is meaningful).
+//! * `exp`: the term's exponent plus [`EXP_BIAS`] (1024), 12 bits, so `−1024 ..= 3071` (the engine uses
+//!   `−266 ..= 242` for block products).
+
+use rust_hdl::prelude::*;
+
+/// The bias added to term exponents on the [`AccumulateCore::exp`] port (the port is unsigned).
+pub const EXP_BIAS: i32 = 1024;
+
+/// The combinational accumulator adder: `sum = accumulate(acc, mant · 2^(exp − 1024))`.
+#[derive(LogicBlock)]
+pub struct AccumulateCore {
+    /// The accumulator's `f32` bit pattern (`+0` or a normal number).
+    pub acc: Signal<In, Bits<32>>,
+    /// The term's mantissa in two's complement (`|mant| < 2^24`).
+    pub mant: Signal<In, Bits<32>>,
+    /// The term's exponent plus 1024.
+    pub exp: Signal<In, Bits<12>>,
+    /// The new accumulator value's `f32` bit pattern.
+    pub sum: Signal<Out, Bits<32>>,
+    /// The rounded sum exceeded `f32::MAX` and was saturated.
+    pub saturated: Signal<Out, Bit>,
+    // Constants (as localparams of their exact widths).
+    k_hidden: Constant<Bits<24>>,
+    k_acc_e_off: Constant<Bits<12>>,
+    k_zero8: Constant<Bits<8>>,
+    k_zero24: Constant<Bits<24>>,
+    k_zero32: Constant<Bits<32>>,
+    k_zero64: Constant<Bits<64>>,
+    k_one32: Constant<Bits<32>>,
+    k_d_max: Constant<Bits<12>>,
+    k_top: Constant<Bits<6>>,
+    k_fifty: Constant<Bits<12>>,
+    k_e_min: Constant<Bits<12>>,
+    k_e_max: Constant<Bits<12>>,
+    k_out_off: Constant<Bits<8>>,
+    k_max_mag: Constant<Bits<32>>,
+    k_sig_top: Constant<Bits<25>>,
+    k_one25: Constant<Bits<25>>,
+    // Operand decoding.
+    a_bexp: Signal<Local, Bits<8>>,
+    a_zero: Signal<Local, Bit>,
+    a_sig: Signal<Local, Bits<24>>,
+    a_e: Signal<Local, Bits<12>>,
+    t_mag: Signal<Local, Bits<32>>,
+    t_mag24: Signal<Local, Bits<24>>,
+    t_zero: Signal<Local, Bit>,
+    t_top: Signal<Local, Bits<5>>,
+    t_shift: Signal<Local, Bits<5>>,
+    t_sig: Signal<Local, Bits<24>>,
+    t_e: Signal<Local, Bits<12>>,
+    // Alignment.
+    acc_is_big: Signal<Local, Bit>,
+    big_sig: Signal<Local, Bits<24>>,
+    big_e: Signal<Local, Bits<12>>,
+    big_neg: Signal<Local, Bit>,
+    small_sig: Signal<Local, Bits<24>>,
+    small_e: Signal<Local, Bits<12>>,
+    small_neg: Signal<Local, Bit>,
+    d: Signal<Local, Bits<12>>,
+    small_wide: Signal<Local, Bits<64>>,
+    b_trunc: Signal<Local, Bits<64>>,
+    sticky: Signal<Local, Bit>,
+    a_w: Signal<Local, Bits<64>>,
+    b_w: Signal<Local, Bits<64>>,
+    // Addition.
+    s: Signal<Local, Bits<64>>,
+    s_neg: Signal<Local, Bit>,
+    // Normalisation and rounding.
+    p: Signal<Local, Bits<6>>,
+    norm: Signal<Local, Bits<64>>,
+    sig: Signal<Local, Bits<25>>,
+    round_up: Signal<Local, Bit>,
+    sig_r: Signal<Local, Bits<25>>,
+    e_r: Signal<Local, Bits<12>>,
+    out_bexp: Signal<Local, Bits<8>>,
+}
+
+impl Default for AccumulateCore {
+    fn default() -> Self {
+        Self {
+            acc: Default::default(),
+            mant: Default::default(),
+            exp: Default::default(),
+            sum: Default::default(),
+            saturated: Default::default(),
+            k_hidden: Constant::new(0x80_0000.into()),
+            // E + 1024 = biased_exp − 127 + 1024.
+            k_acc_e_off: Constant::new(897.into()),
+            k_zero8: Constant::new(0.into()),
+            k_zero24: Constant::new(0.into()),
+            k_zero32: Constant::new(0.into()),
+            k_zero64: Constant::new(0.into()),
+            k_one32: Constant::new(1.into()),
+            k_d_max: Constant::new(50.into()),
+            k_top: Constant::new(63.into()),
+            k_fifty: Constant::new(50.into()),
+            // Smallest normal: E = −126; largest finite: E = 127 (both + 1024).
+            k_e_min: Constant::new((1024 - 126).into()),
+            k_e_max: Constant::new((1024 + 127).into()),
+            // biased_exp = E + 127 = (E + 1024) − 897 ≡ (E + 1024) + 127 (mod 256).
+            k_out_off: Constant::new(127.into()),
+            k_max_mag: Constant::new(0x7f7f_ffff.into()),
+            k_sig_top: Constant::new((1 << 24).into()),
+            k_one25: Constant::new(1.into()),
+            a_bexp: Default::default(),
+            a_zero: Default::default(),
+            a_sig: Default::default(),
+            a_e: Default::default(),
+            t_mag: Default::default(),
+            t_mag24: Default::default(),
+            t_zero: Default::default(),
+            t_top: Default::default(),
+            t_shift: Default::default(),
+            t_sig: Default::default(),
+            t_e: Default::default(),
+            acc_is_big: Default::default(),
+            big_sig: Default::default(),
+            big_e: Default::default(),
+            big_neg: Default::default(),
+            small_sig: Default::default(),
+            small_e: Default::default(),
+            small_neg: Default::default(),
+            d: Default::default(),
+            small_wide: Default::default(),
+            b_trunc: Default::default(),
+            sticky: Default::default(),
+            a_w: Default::default(),
+            b_w: Default::default(),
+            s: Default::default(),
+            s_neg: Default::default(),
+            p: Default::default(),
+            norm: Default::default(),
+            sig: Default::default(),
+            round_up: Default::default(),
+            sig_r: Default::default(),
+            e_r: Default::default(),
+            out_bexp: Default::default(),
+        }
+    }
+}
+
+impl Logic for AccumulateCore {
+    #[hdl_gen]
+    fn update(&mut self) {
+        // The accumulator: +0 or 1.frac · 2^(bexp − 127).
+        self.a_bexp.next = self.acc.val().get_bits::<8>(23);
+        self.a_zero.next = self.a_bexp.val() == self.k_zero8.val();
+        self.a_sig.next = bit_cast::<24, 23>(self.acc.val().get_bits::<23>(0)) | self.k_hidden.val();
+        self.a_e.next = bit_cast::<12, 8>(self.a_bexp.val()) + self.k_acc_e_off.val();
+        // The term: magnitude, leading one, normalised significand.
+        self.t_mag.next = self.mant.val();
+        if self.mant.val().get_bit(31) {
+            self.t_mag.next = (!self.mant.val()) + self.k_one32.val();
+        }
+        self.t_mag24.next = self.t_mag.val().get_bits::<24>(0);
+        self.t_zero.next = self.t_mag24.val() == self.k_zero24.val();
+        self.t_top.next = 0.into();
+        for i in 0..24 {
+            if self.t_mag24.val().get_bit(i) {
+                self.t_top.next = i.to_bits();
+            }
+        }
+        self.t_shift.next = bits::<5>(23) - self.t_top.val();
+        self.t_sig.next = self.t_mag24.val() << self.t_shift.val();
+        self.t_e.next = self.exp.val() + bit_cast::<12, 5>(self.t_top.val());
+        // The operand with the larger exponent is `big` (a zero operand is never big unless both are zero).
+        self.acc_is_big.next = !self.a_zero.val() & (self.t_zero.val() | (self.a_e.val() >= self.t_e.val()));
+        if self.acc_is_big.val() {
+            self.big_sig.next = self.a_sig.val();
+            self.big_e.next = self.a_e.val();
+            self.big_neg.next = self.acc.val().get_bit(31);
+            self.small_sig.next = self.t_sig.val();
+            self.small_e.next = self.t_e.val();
+            self.small_neg.next = self.mant.val().get_bit(31);
+            if self.t_zero.val() {
+                self.small_sig.next = self.k_zero24.val();
+                self.small_e.next = self.a_e.val();
+            }
+        } else {
+            self.big_sig.next = self.t_sig.val();
+            self.big_e.next = self.t_e.val();
+            self.big_neg.next = self.mant.val().get_bit(31);
+            self.small_sig.next = self.a_sig.val();
+            self.small_e.next = self.a_e.val();
+            self.small_neg.next = self.acc.val().get_bit(31);
+            if self.a_zero.val() {
+                self.small_sig.next = self.k_zero24.val();
+                self.small_e.next = self.t_e.val();
+            }
+        }
+        // Align: big at bit 50, small shifted right by d from bit 49, one sticky bit below.
+        self.d.next = self.big_e.val() - self.small_e.val();
+        self.small_wide.next = bit_cast::<64, 24>(self.small_sig.val()) << 26_u64;
+        self.b_trunc.next = self.k_zero64.val();
+        self.sticky.next = self.small_sig.val() != self.k_zero24.val();
+        if self.d.val() < self.k_d_max.val() {
+            self.b_trunc.next = self.small_wide.val() >> self.d.val();
+            self.sticky.next = (self.b_trunc.val() << self.d.val()) != self.small_wide.val();
+        }
+        self.a_w.next = bit_cast::<64, 24>(self.big_sig.val()) << 27_u64;
+        self.b_w.next = (self.b_trunc.val() << 1_u64) | bit_cast::<64, 1>(self.sticky.val().into());
+        // Add or subtract the magnitudes exactly.
+        self.s.next = self.a_w.val() + self.b_w.val();
+        self.s_neg.next = self.big_neg.val();
+        if self.big_neg.val() != self.small_neg.val() {
+            if self.a_w.val() >= self.b_w.val() {
+                self.s.next = self.a_w.val() - self.b_w.val();
+            } else {
+                self.s.next = self.b_w.val() - self.a_w.val();
+                self.s_neg.next = self.small_neg.val();
+            }
+        }
+        // Normalise: leading one to bit 63; 24-bit significand, guard bit 39, sticky below.
+        self.p.next = 0.into();
+        for i in 0..64 {
+            if self.s.val().get_bit(i) {
+                self.p.next = i.to_bits();
+            }
+        }
+        self.norm.next = self.s.val() << (self.k_top.val() - self.p.val());
+        self.sig.next = bit_cast::<25, 24>(self.norm.val().get_bits::<24>(40));
+        self.round_up.next = self.norm.val().get_bit(39)
+            & (self.norm.val().get_bit(40) | (self.norm.val().get_bits::<39>(0) != bits::<39>(0)));
+        self.sig_r.next = self.sig.val() + bit_cast::<25, 1>(self.round_up.val().into());
+        self.e_r.next = self.big_e.val() + bit_cast::<12, 6>(self.p.val()) - self.k_fifty.val();
+        if self.sig_r.val() == self.k_sig_top.val() {
+            // The rounding carried out of the significand: 1.000… at the next exponent.
+            self.sig_r.next = self.sig_r.val() >> self.k_one25.val();
+            self.e_r.next = self.big_e.val() + bit_cast::<12, 6>(self.p.val()) - self.k_fifty.val()
+                + bit_cast::<12, 1>(true.into());
+        }
+        self.out_bexp.next = self.e_r.val().get_bits::<8>(0) + self.k_out_off.val();
+        // Flush below 2^−126 (zero results included), saturate above f32::MAX.
+        self.saturated.next = false;
+        self.sum.next = bit_cast::<32, 1>(self.s_neg.val().into()) << 31_u64
+            | bit_cast::<32, 8>(self.out_bexp.val()) << 23_u64
+            | bit_cast::<32, 23>(self.sig_r.val().get_bits::<23>(0));
+        if (self.s.val() == self.k_zero64.val()) | (self.e_r.val() < self.k_e_min.val()) {
+            self.sum.next = self.k_zero32.val();
+        } else if self.e_r.val() > self.k_e_max.val() {
+            self.saturated.next = true;
+            self.sum.next = self.k_max_mag.val() | (bit_cast::<32, 1>(self.s_neg.val().into()) << 31_u64);
+        }
+    }
+}
+
+/// The accumulator adder with its pipeline: inputs sampled in one cycle appear on the outputs `latency`
+/// cycles later (`latency ≥ 1`, the configuration's `acc_latency`).
+///
+/// The adder is combinational in front of the first register and the remaining `latency − 1` registers
+/// only delay its result; FPGA tools retime them into the adder (register balancing), which is how the
+/// pipeline depth becomes a frequency knob without changing the arithmetic. `valid` travels alongside.
+#[derive(LogicBlock)]
+pub struct Accumulator {
+    /// The clock.
+    pub clock: Signal<In, Clock>,
+    /// The accumulator's `f32` bit pattern.
+    pub acc: Signal<In, Bits<32>>,
+    /// The term's mantissa in two's complement.
+    pub mant: Signal<In, Bits<32>>,
+    /// The term's exponent plus 1024.
+    pub exp: Signal<In, Bits<12>>,
+    /// The inputs are meaningful this cycle.
+    pub valid: Signal<In, Bit>,
+    /// The sum, `latency` cycles after its inputs.
+    pub sum: Signal<Out, Bits<32>>,
+    /// The addition saturated (`latency` cycles after its inputs).
+    pub saturated: Signal<Out, Bit>,
+    /// `valid`, delayed like the sum.
+    pub valid_out: Signal<Out, Bit>,
+    core: AccumulateCore,
+    sum_pipe: Vec<DFF<Bits<32>>>,
+    sat_pipe: Vec<DFF<Bit>>,
+    valid_pipe: Vec<DFF<Bit>>,
+    _latency: usize,
+}
+
+impl Accumulator {
+    /// An accumulator adder with `latency` pipeline registers (`≥ 1`).
+    pub fn new(latency: usize) -> Self {
+        assert!(latency >= 1, "the accumulator needs at least one register");
+        Self {
+            clock: Default::default(),
+            acc: Default::default(),
+            mant: Default::default(),
+            exp: Default::default(),
+            valid: Default::default(),
+            sum: Default::default(),
+            saturated: Default::default(),
+            valid_out: Default::default(),
+            core: Default::default(),
+            sum_pipe: (0..latency).map(|_| Default::default()).collect(),
+            sat_pipe: (0..latency).map(|_| Default::default()).collect(),
+            valid_pipe: (0..latency).map(|_| Default::default()).collect(),
+            _latency: latency,
+        }
+    }
+
+    /// Cycles from inputs to outputs.
+    pub fn latency(&self) -> usize {
+        self._latency
+    }
+}
+
+impl Logic for Accumulator {
+    #[hdl_gen]
+    fn update(&mut self) {
+        self.core.acc.next = self.acc.val();
+        self.core.mant.next = self.mant.val();
+        self.core.exp.next = self.exp.val();
+        for i in 0..self._latency {
+            self.sum_pipe[i].clock.next = self.clock.val();
+            self.sat_pipe[i].clock.next = self.clock.val();
+            self.valid_pipe[i].clock.next = self.clock.val();
+        }
+        self.sum_pipe[0].d.next = self.core.sum.val();
+        self.sat_pipe[0].d.next = self.core.saturated.val();
+        self.valid_pipe[0].d.next = self.valid.val();
+        for i in 1..self._latency {
+            self.sum_pipe[i].d.next = self.sum_pipe[i - 1].q.val();
+            self.sat_pipe[i].d.next = self.sat_pipe[i - 1].q.val();
+            self.valid_pipe[i].d.next = self.valid_pipe[i - 1].q.val();
+        }
+        // The last stage drives the outputs (each iteration overrides the previous one).
+        self.sum.next = self.sum_pipe[0].q.val();
+        self.saturated.next = self.sat_pipe[0].q.val();
+        self.valid_out.next = self.valid_pipe[0].q.val();
+        for i in 0..self._latency {
+            self.sum.next = self.sum_pipe[i].q.val();
+            self.saturated.next = self.sat_pipe[i].q.val();
+            self.valid_out.next = self.valid_pipe[i].q.val();
+        }
+    }
+}
