@@ -355,12 +355,19 @@ fn best_tiling(cfg: &EngineConfig, g: &Geometry) -> Result<Tiling, ProgramError>
         }
     }
     let Some((_, tiling)) = best else {
-        return Err(last_error.unwrap_or_else(|| {
-            ProgramError::Shape(format!(
-                "one row (K = {} blocks) and one block of output columns do not fit half of the buffers",
-                g.kb
-            ))
-        }));
+        let bs = cfg.format.block_size();
+        let why = if g.n * g.kb > cfg.wgt_entries && cfg.wgt_entries / 2 < bs * g.kb {
+            format!(
+                "W needs {} blocks and the weight buffer holds {}: a chunk of {bs} output columns ({} blocks) \
+                 must fit half of it",
+                g.n * g.kb,
+                cfg.wgt_entries,
+                bs * g.kb
+            )
+        } else {
+            format!("one row (K = {} blocks) does not fit half of the activation and accumulator buffers", g.kb)
+        };
+        return Err(last_error.unwrap_or(ProgramError::Shape(why)));
     };
     if let Ok(mut m) = CHOSEN.lock() {
         m.get_or_insert_with(HashMap::new).insert(key, tiling);

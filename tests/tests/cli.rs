@@ -166,7 +166,7 @@ fn bad_input_fails_with_a_clear_message() {
 
 #[test]
 fn only_implemented_commands_exist() {
-    for cmd in ["serve", "package"] {
+    for cmd in ["serve", "hdl"] {
         let err = systole_err(&[cmd]);
         assert!(err.contains("unrecognized subcommand"), "{err}");
     }
