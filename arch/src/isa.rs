@@ -515,7 +515,8 @@ pub enum Activation {
 /// (if `residual`; element `n % block_size` of activation block `res_base + m·res_m_stride + n / block_size`),
 /// then the activation; finally each run of `block_size` columns is quantized to one block written to
 /// output entry `out_base + m·out_m_stride + n / block_size`, or (with `to_acc`) `x` is written back in place.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// The default is an empty POST (no rows) with every feature off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Post {
     /// Activation function.
     pub activation: Activation,

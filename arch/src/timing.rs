@@ -9,16 +9,25 @@
 //!
 //! | instruction | cycles |
 //! |---|---|
-//! | LOAD | `L + (pad_top + y_size + pad_bottom) · ⌈(pad_left + x_size + pad_right) · entry_bytes / B⌉` |
-//! | STORE | `L + y_size · ⌈x_size · entry_bytes / B⌉` |
-//! | GEMM | `R + passes · max(M, R) + (R + C − 1) + acc_latency`, `passes = ⌈K_blocks·bs / R⌉ · ⌈N / C⌉`; 1 if empty |
-//! | POST | `post_latency + M · ⌈n_blocks·bs / C⌉` |
+//! | LOAD | `L + (pad_top + y_size + pad_bottom) · row_beats(pad_left + x_size + pad_right)` |
+//! | STORE | `L + y_size · row_beats(x_size)` |
+//! | GEMM | `R + passes · P + (R + C − 1) + acc_latency`, `passes = ⌈K_blocks·bs / R⌉ · ⌈N / C⌉`, `P = max(M, P_min)`; 1 if empty |
+//! | POST | `post_latency + (M + bias) · ⌈n_blocks·bs / C⌉` (`bias` is 1 when POST adds a bias) |
 //! | SYNC, FINISH | 1 |
 //!
-//! `entry_bytes` is `mantissa_bytes + 1` for BFP buffers (both planes) and 4 for the accumulator buffer.
+//! `row_beats(x)` is the memory port's beats for `x` entries of one row ([`row_beats`]): `⌈x / B⌉ + ⌈x ·
+//! mantissa_bytes / B⌉` for BFP buffers (the exponent plane and the mantissa plane are separate streams) and
+//! `⌈4x / B⌉` for the accumulator buffer.
 //! GEMM is weight-stationary: the first weight tile is preloaded (`R` cycles), each pass streams `M` rows
-//! while the next tile's weights shift in behind them (so a pass is never shorter than `R`), and the last
-//! wavefront drains through the skewed array and the accumulator adders.
+//! while the next tile's weights shift in behind them, and the last wavefront drains through the skewed array
+//! and the accumulator adders. A pass is never shorter than `P_min` ([`min_pass_cycles`]): `R`, and long
+//! enough for a row's accumulator (or carried partial sum) to be written back before the next pass reads it.
+//! POST reads the bias of each run of `C` columns once, in a cycle of its own.
+//!
+//! # The accumulator port
+//! The accumulator buffer has one read port and one write port, owned by the compute stage. A LOAD into it or
+//! a STORE from it borrows them: it starts no earlier than the end of every compute instruction before it in
+//! program order, and every compute instruction after it starts no earlier than its end.
 //!
 //! # Fetch, dispatch and overlap
 //! Time 0 is the doorbell. The fetch unit reads the ring in bursts of `fetch_burst` instructions (fewer at
@@ -50,18 +59,51 @@ fn div_ceil(a: u64, b: u64) -> u64 {
     a.div_ceil(b)
 }
 
+/// Memory-port beats (cycles) that one row of `x` entries of `buffer` takes to transfer.
+///
+/// The port moves `B` bytes per cycle of one stream. A BFP row is two streams, its exponent plane (`x`
+/// bytes) and its mantissa plane (`x · mantissa_bytes` bytes), each rounded up to whole beats; an accumulator
+/// row is `4x` bytes of `f32`.
+pub fn row_beats(cfg: &EngineConfig, buffer: Buffer, x: u64) -> u64 {
+    let b = cfg.dma_bytes_per_cycle as u64;
+    match buffer {
+        Buffer::Acc => div_ceil(4 * x, b),
+        _ => div_ceil(x, b) + div_ceil(x * cfg.format.mantissa_bytes() as u64, b),
+    }
+}
+
 /// Cycles of a LOAD.
 pub fn load_cycles(cfg: &EngineConfig, l: &Load) -> u64 {
     let [top, bottom, left, right] = l.pad.map(u64::from);
     let rows = top + l.y_size as u64 + bottom;
-    let row_bytes = (left + l.x_size as u64 + right) * entry_bytes(cfg, l.buffer);
-    cfg.dma_latency as u64 + rows * div_ceil(row_bytes, cfg.dma_bytes_per_cycle as u64)
+    cfg.dma_latency as u64 + rows * row_beats(cfg, l.buffer, left + l.x_size as u64 + right)
 }
 
 /// Cycles of a STORE.
 pub fn store_cycles(cfg: &EngineConfig, s: &Store) -> u64 {
-    let row_bytes = s.x_size as u64 * entry_bytes(cfg, s.buffer);
-    cfg.dma_latency as u64 + s.y_size as u64 * div_ceil(row_bytes, cfg.dma_bytes_per_cycle as u64)
+    cfg.dma_latency as u64 + s.y_size as u64 * row_beats(cfg, s.buffer, s.x_size as u64)
+}
+
+/// The shortest pass of the array, `P_min`, in cycles.
+///
+/// A pass streams its rows one per cycle, so it lasts at least `R` cycles (the next pass's weights need them
+/// to move in). Each row's accumulators are read `S + 1` cycles after the row enters (`S = min(R, bs)`, the
+/// rows of a segment) and its new values are written, one row at a time, `R + C + acc_latency + 1` cycles
+/// after it enters; the next pass reads the same row `P` cycles after this one, so `P ≥ R − S + C +
+/// acc_latency + 2` keeps the read after the write without a forwarding network. When a block spans passes
+/// (`R < bs`) the carried partial sums are written `R + C + 1` cycles after the row enters and read again at
+/// the next pass's row entry, so `P ≥ R + C + 2`.
+pub fn min_pass_cycles(cfg: &EngineConfig) -> u64 {
+    let (r, c, bs) = (cfg.rows as u64, cfg.cols as u64, cfg.format.block_size() as u64);
+    let s = r.min(bs);
+    let acc = r - s + c + cfg.acc_latency as u64 + 2;
+    let carry = if r < bs { r + c + 2 } else { 0 };
+    r.max(acc).max(carry)
+}
+
+/// Cycles of one pass streaming `m` rows: `max(m, P_min)`.
+pub fn pass_cycles(cfg: &EngineConfig, m: u64) -> u64 {
+    m.max(min_pass_cycles(cfg))
 }
 
 /// Passes of the systolic array a GEMM needs: `⌈K_blocks·bs / R⌉ · ⌈N / C⌉`.
@@ -77,13 +119,15 @@ pub fn gemm_cycles(cfg: &EngineConfig, g: &Gemm) -> u64 {
         return 1;
     }
     let (r, c) = (cfg.rows as u64, cfg.cols as u64);
-    r + gemm_passes(cfg, g) * m.max(r) + (r + c - 1) + cfg.acc_latency as u64
+    r + gemm_passes(cfg, g) * pass_cycles(cfg, m) + (r + c - 1) + cfg.acc_latency as u64
 }
 
-/// Cycles of a POST.
+/// Cycles of a POST: `post_latency + (m_size + bias) · ⌈n_blocks·bs / C⌉` (an empty POST still pays the
+/// latency).
 pub fn post_cycles(cfg: &EngineConfig, p: &Post) -> u64 {
     let cols = p.n_blocks as u64 * cfg.format.block_size() as u64;
-    cfg.post_latency as u64 + p.m_size as u64 * div_ceil(cols, cfg.cols as u64)
+    let rows = if p.m_size == 0 || p.n_blocks == 0 { 0 } else { p.m_size as u64 + u64::from(p.bias) };
+    cfg.post_latency as u64 + rows * div_ceil(cols, cfg.cols as u64)
 }
 
 /// Cycles an instruction occupies its stage.
@@ -239,6 +283,10 @@ impl Clock {
         };
 
         let mut start = dispatch.max(self.stage_free[stage as usize]);
+        let borrows_acc_port = uses_acc_port(inst);
+        if borrows_acc_port {
+            start = start.max(self.stage_free[Stage::Compute as usize]);
+        }
         for (flag, prev) in [(inst.deps.pop_prev, true), (inst.deps.pop_next, false)] {
             if !flag {
                 continue;
@@ -266,6 +314,9 @@ impl Clock {
             }
         }
         self.stage_free[stage as usize] = end;
+        if borrows_acc_port {
+            self.stage_free[Stage::Compute as usize] = end;
+        }
         let recent = &mut self.recent_starts[stage as usize];
         recent.push_back(start);
         if recent.len() > self.cfg.queue_depth {
@@ -301,6 +352,12 @@ impl Clock {
     }
 }
 
+/// Whether a load- or store-stage instruction borrows the compute stage's accumulator port (a LOAD into or a
+/// STORE from the accumulator buffer; see [the module documentation](self#the-accumulator-port)).
+pub fn uses_acc_port(inst: &Instruction) -> bool {
+    matches!(&inst.op, Op::Load(Load { buffer: Buffer::Acc, .. }) | Op::Store(Store { buffer: Buffer::Acc, .. }))
+}
+
 /// Names of the token queues, for messages and documentation.
 pub const QUEUE_NAMES: [&str; 4] = ["load→compute", "compute→load", "compute→store", "store→compute"];
 
@@ -315,9 +372,10 @@ mod tests {
         let g = Gemm::dense(64, 32, 4, true);
         assert_eq!(gemm_passes(&cfg, &g), 8);
         assert_eq!(gemm_cycles(&cfg, &g), 16 + 8 * 64 + 31 + 4);
-        // Few rows: each pass still takes R cycles (weight preload bound).
+        // Few rows: each pass still takes P_min = C + acc_latency + 2 = 22 cycles (accumulator write-back).
+        assert_eq!(min_pass_cycles(&cfg), 22);
         let g = Gemm::dense(3, 16, 1, true);
-        assert_eq!(gemm_cycles(&cfg, &g), 16 + 16 + 31 + 4);
+        assert_eq!(gemm_cycles(&cfg, &g), 16 + 22 + 31 + 4);
         assert_eq!(gemm_macs(&cfg, &g), 3 * 16 * 16);
     }
 
@@ -334,7 +392,31 @@ mod tests {
             exp_addr: 0,
             pad: [1, 1, 1, 1],
         };
-        // 6 rows of 10 entries · 17 bytes = 170 bytes → 3 beats.
-        assert_eq!(load_cycles(&cfg, &l), 64 + 6 * 3);
+        // 6 rows of 10 entries: 10 exponent bytes (1 beat) and 160 mantissa bytes (3 beats).
+        assert_eq!(load_cycles(&cfg, &l), 64 + 6 * 4);
+        let acc = Load { buffer: Buffer::Acc, pad: [0; 4], ..l };
+        // 4 rows of 8 f32 = 32 bytes → 1 beat.
+        assert_eq!(load_cycles(&cfg, &acc), 64 + 4);
+    }
+
+    #[test]
+    fn shortest_pass_covers_the_write_back() {
+        // tiny: R = C = 4 < bs = 16: carried sums need R + C + 2 = 10; accumulators C + 4 + 2 = 10.
+        assert_eq!(min_pass_cycles(&EngineConfig::tiny()), 10);
+        // 32x32 MXINT8 (bs 32): C + acc_latency + 2 = 38.
+        assert_eq!(min_pass_cycles(&EngineConfig::large_32x32()), 38);
+        // 32x32 MSFP16 (bs 16, two segments): R − S + C + 4 + 2 = 54.
+        let cfg = EngineConfig::large_32x32().with_format(crate::BfpFormat::MSFP16);
+        assert_eq!(min_pass_cycles(&cfg), 54);
+        assert_eq!(pass_cycles(&cfg, 100), 100);
+    }
+
+    #[test]
+    fn post_reads_the_bias_once_per_column_run() {
+        let cfg = EngineConfig::tiny(); // C = 4, bs = 16, post_latency 4
+        let p = Post { m_size: 8, n_blocks: 1, bias: true, ..Post::default() };
+        assert_eq!(post_cycles(&cfg, &p), 4 + 9 * 4);
+        assert_eq!(post_cycles(&cfg, &Post { bias: false, ..p }), 4 + 8 * 4);
+        assert_eq!(post_cycles(&cfg, &Post { m_size: 0, ..p }), 4);
     }
 }

@@ -412,3 +412,74 @@ fn the_parser_reads_what_it_should() {
     assert_eq!(opcode_heading("### Stages and tokens"), None);
     assert_eq!(split_row("| 0x004 | VERSION_REG | RO | a \\| b |"), ["0x004", "VERSION_REG", "RO", "a | b"]);
 }
+
+/// The worked example of the cycle model: the program of the table under `### Worked examples`, run on the
+/// golden model, must have exactly the table's dispatch, start and end cycles.
+#[test]
+fn worked_example_of_the_cycle_model_matches_the_golden_model() {
+    use arch::golden::Engine;
+    use arch::isa::{Buffer, Deps, Gemm, Instruction, Load, Op, Post, Store};
+    use arch::EngineConfig;
+
+    let text = doc_text();
+    let mut errors = Vec::new();
+    let rows = table_under(
+        &text,
+        "### Worked examples",
+        &["#", "instruction", "cost", "dispatch", "start", "end"],
+        &mut errors,
+    );
+    finish(errors);
+
+    let push_next = Deps { push_next: true, ..Deps::NONE };
+    let pop_prev = Deps { pop_prev: true, ..Deps::NONE };
+    let load = |buffer, y_size, x_size, dram_addr, exp_addr| Load {
+        buffer,
+        sram_base: 0,
+        y_size,
+        x_size,
+        x_stride: x_size,
+        dram_addr,
+        exp_addr,
+        pad: [0; 4],
+    };
+    let program = [
+        Instruction::new(Op::Load(load(Buffer::Wgt, 16, 2, 0, 512))),
+        Instruction::new(Op::Load(load(Buffer::Act, 8, 2, 1024, 1280))).with_deps(push_next),
+        Instruction::new(Op::Gemm(Gemm::dense(8, 16, 2, true))).with_deps(pop_prev),
+        Instruction::new(Op::Post(Post {
+            m_size: 8,
+            n_blocks: 1,
+            acc_m_stride: 16,
+            out_m_stride: 1,
+            ..Post::default()
+        }))
+        .with_deps(push_next),
+        Instruction::new(Op::Store(Store {
+            buffer: Buffer::Out,
+            sram_base: 0,
+            y_size: 8,
+            x_size: 1,
+            x_stride: 1,
+            dram_addr: 2048,
+            exp_addr: 2176,
+        }))
+        .with_deps(pop_prev),
+        Instruction::new(Op::Finish),
+    ];
+    let mut mem = vec![0u8; 4096];
+    let report = Engine::new(EngineConfig::tiny()).run(&program, &mut mem).expect("the example runs");
+    assert_eq!(rows.len(), program.len(), "{DOC}: the worked example's table has one row per instruction");
+    for (row, t) in rows.iter().zip(&report.timeline) {
+        let cell = |i: usize| -> u64 {
+            row.cells[i].parse().unwrap_or_else(|_| panic!("{DOC}:{}: {:?} is not a cycle", row.line, row.cells[i]))
+        };
+        assert_eq!(
+            (cell(3), cell(4), cell(5)),
+            (t.dispatch, t.start, t.end),
+            "{DOC}:{}: dispatch/start/end of {:?} (golden model: left is the document)",
+            row.line,
+            row.cells[1]
+        );
+    }
+}

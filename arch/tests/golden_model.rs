@@ -382,15 +382,17 @@ fn cycle_count_of_a_short_program_matches_the_model_by_hand() {
     let report = Engine::new(cfg).run(&program, &mut mem).unwrap();
     let times: Vec<(u64, u64, u64)> = report.timeline.iter().map(|t| (t.dispatch, t.start, t.end)).collect();
     // Burst 1 (4 instructions): 16 + 128/16 = 24 cycles; dispatched at 24, 25, 26, 27.
-    // LOAD wgt: 4 rows of 2·17 = 34 bytes → 3 beats each: 16 + 12 = 28 → [24, 52).
+    // LOAD wgt: 4 rows of 2 blocks: 2 exponent bytes (1 beat) + 32 mantissa bytes (2 beats): 16 + 12 = 28
+    // → [24, 52).
     // LOAD act: 1 row → 16 + 3 = 19, after the load stage frees at 52 → [52, 71).
-    // GEMM: passes ⌈32/4⌉·⌈4/4⌉ = 8; 4 + 8·max(1, 4) + (4+4−1) + 4 = 47 → [71, 118).
-    // STORE: 4 f32 = 16 bytes → 16 + 1 = 17 → [118, 135).
-    // Burst 2 requested at 28 (after the last dispatch), arrives 28 + 16 + 2 = 46; FINISH [135, 136).
-    assert_eq!(times, vec![(24, 24, 52), (25, 52, 71), (26, 71, 118), (27, 118, 135), (46, 135, 136)]);
-    assert_eq!(report.counters.cycles, 136);
+    // GEMM: passes ⌈32/4⌉·⌈4/4⌉ = 8, each max(1, P_min) with P_min = max(R + C + 2, C + 4 + 2) = 10:
+    // 4 + 8·10 + (4+4−1) + 4 = 95 → [71, 166).
+    // STORE: 4 f32 = 16 bytes → 16 + 1 = 17 → [166, 183) (it borrows the accumulator port, and pops anyway).
+    // Burst 2 requested at 28 (after the last dispatch), arrives 28 + 16 + 2 = 46; FINISH [183, 184).
+    assert_eq!(times, vec![(24, 24, 52), (25, 52, 71), (26, 71, 166), (27, 166, 183), (46, 183, 184)]);
+    assert_eq!(report.counters.cycles, 184);
     assert_eq!(report.counters.load_busy, 28 + 19);
-    assert_eq!(report.counters.compute_busy, 47);
+    assert_eq!(report.counters.compute_busy, 95);
     assert_eq!(report.counters.store_busy, 17);
     assert_eq!(report.counters.load_bytes, (4 * 2 + 2) * 17);
     assert_eq!(report.counters.store_bytes, 16);

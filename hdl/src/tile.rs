@@ -1,13 +1,13 @@
 //! Running a dense GEMM tile through the simulated array, as the compute stage will sequence it.
 //!
 //! [`run_tile`] plays the part of the (still to come) GEMM sequencer and buffers around the array: it streams
-//! the activation rows of every pass, feeds each pass's weights into the conveyors during the `R` cycles
+//! the activation rows of every pass, loads each pass's weights into the array's columns, one column per cycle, during the `R` cycles
 //! before the pass, keeps the accumulators (the ACC buffer) and the carried partial sums of blocks longer than
 //! the array in plain memory, and writes back whatever the array outputs, at the cycles the array's interface
 //! defines ([`crate::array`]). It performs no arithmetic of its own: every sum is computed by the circuit.
 //!
 //! The schedule is the cycle model's (`arch::timing::gemm_cycles`): cycles `0 .. R` preload the first pass's
-//! weights; pass `p` streams its `M` rows from cycle `R + p·max(M, R)`; passes go over column chunks of `C`
+//! weights (column `c` at cycle `c`); pass `p` streams its `M` rows from cycle `R + p·P` (`P = arch::timing::pass_cycles`); passes go over column chunks of `C`
 //! outputs and, inside each, over the reduction axis in increasing `k`, `R` elements per pass.
 
 use arch::accum::Term;
@@ -93,7 +93,15 @@ pub fn run_tile(h: &mut Harness<dyn SystolicArray>, format: &BfpFormat, tile: &T
             passes.push(Pass { n0, k0, flags });
         }
     }
-    let period = m_rows.max(rr);
+    // The cycle model's pass length (`arch::timing::pass_cycles`) depends only on these parameters.
+    let timing_cfg = arch::EngineConfig {
+        rows: rr,
+        cols: cc,
+        format: *format,
+        acc_latency: lat as _,
+        ..arch::EngineConfig::default_16x16()
+    };
+    let period = arch::timing::pass_cycles(&timing_cfg, m_rows as u64) as usize;
     let start = |p: usize| rr + p * period;
     let end = start(passes.len() - 1) + m_rows + rr + cc + lat + 1;
 
@@ -116,8 +124,8 @@ pub fn run_tile(h: &mut Harness<dyn SystolicArray>, format: &BfpFormat, tile: &T
     let mut last_result_cycle = 0;
     let mut a = vec![0i32; rr];
     let mut a_exp = vec![0u8; groups];
-    let mut w = vec![0i32; cc];
-    let mut w_exp = vec![0u8; cc];
+    let mut w = vec![0i32; rr];
+    let mut w_exp = vec![0u8; groups];
     for t in 0..end as i64 {
         // Outputs visible in this cycle.
         for c in 0..cc {
@@ -168,22 +176,24 @@ pub fn run_tile(h: &mut Harness<dyn SystolicArray>, format: &BfpFormat, tile: &T
             }
             None => h.uut.set_row(&vec![0; rr], &vec![0; groups], RowFlags::default()),
         }
-        // The weights of the pass that starts within the next R cycles (row R−1 first).
+        // The weights of the pass that starts within the next R cycles: column c at `start − R + c`.
         w.fill(0);
         w_exp.fill(0);
+        let mut load = None;
         if let Some(p) = (0..passes.len()).find(|&p| (start(p) as i64 - rr as i64..start(p) as i64).contains(&t)) {
-            let r = start(p) - 1 - t as usize;
-            let pass = passes[p];
-            for (c, x) in w.iter_mut().enumerate() {
-                *x = wgt(pass.n0 + c, pass.k0 + r);
-            }
-            if r < groups {
-                for (c, e) in w_exp.iter_mut().enumerate() {
-                    *e = wgt_code(pass.n0 + c, (pass.k0 + r * s) / bs);
+            let c = t as usize + rr - start(p);
+            if c < cc {
+                let pass = passes[p];
+                for (r, x) in w.iter_mut().enumerate() {
+                    *x = wgt(pass.n0 + c, pass.k0 + r);
                 }
+                for (gi, e) in w_exp.iter_mut().enumerate() {
+                    *e = wgt_code(pass.n0 + c, (pass.k0 + gi * s) / bs);
+                }
+                load = Some(c);
             }
         }
-        h.uut.set_weights(&w, &w_exp);
+        h.uut.set_weights(load, &w, &w_exp);
         // Carried partial sums and accumulators, at the cycles their columns read them.
         for c in 0..cc {
             let carried = row_at(t - g.psum_in_delay(c) as i64)

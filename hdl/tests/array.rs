@@ -35,10 +35,10 @@ fn check_tile(h: &mut Harness<dyn hdl::array::SystolicArray>, cfg: &EngineConfig
             assert_eq!(got.terms[m * tile.n + n], golden_terms(cfg, tile, m, n), "{what}: terms of ({m}, {n})");
         }
     }
-    // The cycle model charges every pass `max(M, R)` cycles and the full drain through `C` columns; the last
+    // The cycle model charges every pass `max(M, P_min)` cycles and the full drain through `C` columns; the last
     // result comes out earlier by the idle rows of the last pass and by the unused columns of the last chunk.
     let model = gemm_cycles(cfg, &Gemm::dense(tile.m as u16, tile.n as u16, tile.k_blocks as u16, false));
-    let idle_rows = cfg.rows.saturating_sub(tile.m) as u64;
+    let idle_rows = arch::timing::pass_cycles(cfg, tile.m as u64) - tile.m as u64;
     let unused_cols = (cfg.cols - 1 - (tile.n - 1) % cfg.cols) as u64;
     assert_eq!(got.last_result_cycle, model - idle_rows - unused_cols, "{what}: cycles against the cycle model");
     saturations
