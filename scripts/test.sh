@@ -2,7 +2,7 @@
 # Runs every check of the repository: formatting, lints and all tests of the workspace.
 #
 # This is the one test command (README, "Two commands") and what CI runs (.ci/run). It first installs what
-# the checks need and is missing, so it works on a fresh machine; add system packages to install_deps below.
+# the checks need and is missing, so it works on a fresh machine; add system packages to REQUIRED below.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -11,44 +11,39 @@ section() {
     printf '\n==== %s ====\n' "$*"
 }
 
-# Installs Debian packages for commands the tests need, only when a command is missing and we are root.
-# Add entries to DEPS as "command:debian-package" (e.g. "verilator:verilator"). The QEMU VFIO test installs its
-# own packages (QEMU from bookworm-backports, Debian's kernel, busybox) through scripts/qemu-vfio-test.sh.
-DEPS=("python3:python3" "pip3:python3-pip")
-install_deps() {
-    local missing=() entry
-    for entry in "${DEPS[@]}"; do
-        command -v "${entry%%:*}" >/dev/null 2>&1 || missing+=("${entry#*:}")
+# Debian packages for the commands the checks use, as "command:debian-package". REQUIRED ones must be there;
+# OPTIONAL ones are the HDL tests' external tools (Verilator's lint, Yosys's synthesis): without them those
+# tests skip with a message. The QEMU VFIO test installs its own packages (QEMU from bookworm-backports,
+# Debian's kernel, busybox) through scripts/qemu-vfio-test.sh.
+REQUIRED=("python3:python3" "pip3:python3-pip")
+OPTIONAL=("verilator:verilator" "yosys:yosys")
+
+# Prints the Debian packages of the given entries whose command is missing.
+missing_packages() {
+    local entry
+    for entry in "$@"; do
+        command -v "${entry%%:*}" >/dev/null 2>&1 || echo "${entry#*:}"
     done
-    if [ "${#missing[@]}" -eq 0 ]; then
-        echo "system packages: nothing missing"
-        return 0
-    fi
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "missing packages: ${missing[*]}; install them (apt-get install ${missing[*]}) or run as root" >&2
-        exit 1
-    fi
-    echo "installing: ${missing[*]}"
-    apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 }
 
-# The HDL tests' external tools (Verilator's lint, Yosys's synthesis). Installed like DEPS when we are root;
-# otherwise a missing one is reported and the tests that need it skip with a message.
-HDL_DEPS=("verilator:verilator" "yosys:yosys")
-install_hdl_deps() {
-    local missing=() entry
-    for entry in "${HDL_DEPS[@]}"; do
-        command -v "${entry%%:*}" >/dev/null 2>&1 || missing+=("${entry#*:}")
-    done
-    if [ "${#missing[@]}" -eq 0 ]; then
-        echo "HDL tools: nothing missing"
-    elif [ "$(id -u)" -ne 0 ]; then
-        echo "HDL tools missing: ${missing[*]}; their tests will skip (install them: apt-get install ${missing[*]})" >&2
-    else
-        echo "installing HDL tools: ${missing[*]}"
+# Installs every missing package in one apt run when we are root; otherwise stops for a missing required one
+# and reports missing optional ones.
+install_deps() {
+    local required optional
+    mapfile -t required < <(missing_packages "${REQUIRED[@]}")
+    mapfile -t optional < <(missing_packages "${OPTIONAL[@]}")
+    local all=("${required[@]}" "${optional[@]}")
+    if [ "${#all[@]}" -eq 0 ]; then
+        echo "system packages: nothing missing"
+    elif [ "$(id -u)" -eq 0 ]; then
+        echo "installing: ${all[*]}"
         apt-get update
-        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${all[@]}"
+    elif [ "${#required[@]}" -gt 0 ]; then
+        echo "missing packages: ${all[*]}; install them (apt-get install ${all[*]}) or run as root" >&2
+        exit 1
+    else
+        echo "HDL tools missing: ${optional[*]}; their tests will skip (install them: apt-get install ${optional[*]})" >&2
     fi
 }
 
@@ -67,7 +62,6 @@ for sub in fmt clippy; do
 done
 cargo --version
 install_deps
-install_hdl_deps
 
 section "python test dependencies: onnx 1.18.0 (the last wheel shipping the ONNX backend node tests), onnxruntime, pillow, numpy"
 PYDEPS=("onnx==1.18.0" onnxruntime pillow numpy)

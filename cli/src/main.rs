@@ -9,6 +9,7 @@
 mod classify;
 mod demo;
 mod device;
+mod hdl;
 mod info;
 mod layer;
 mod package;
@@ -58,6 +59,18 @@ enum Command {
     /// Engines the driver can reach: list them, show what one reports, run a self-test on one.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// The engine's hardware: write its Verilog for a configuration.
+    #[command(subcommand)]
+    Hdl(HdlCommand),
+}
+
+/// Commands of `systole hdl`.
+#[derive(Debug, Subcommand)]
+enum HdlCommand {
+    /// Write the Verilog of a configuration's engine, with a header recording the configuration and the
+    /// generator's version. Today this is the systolic array with its accumulator adders (top module
+    /// systole_array_RxC_FORMAT); the rest of the engine is being built (docs/hardware.md).
+    Export(hdl::ExportArgs),
 }
 
 /// The help text shared by every `--device` argument.
@@ -225,6 +238,7 @@ fn main() -> ExitCode {
         Command::Device(DeviceCommand::List { pci_ids }) => device::list(&pci_ids),
         Command::Device(DeviceCommand::Info { device }) => device::info(&device),
         Command::Device(DeviceCommand::Selftest { device }) => device::selftest(&device),
+        Command::Hdl(HdlCommand::Export(args)) => hdl::export(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

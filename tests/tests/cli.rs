@@ -166,7 +166,7 @@ fn bad_input_fails_with_a_clear_message() {
 
 #[test]
 fn only_implemented_commands_exist() {
-    for cmd in ["serve", "hdl"] {
+    for cmd in ["serve"] {
         let err = systole_err(&[cmd]);
         assert!(err.contains("unrecognized subcommand"), "{err}");
     }
@@ -176,10 +176,37 @@ fn only_implemented_commands_exist() {
         &["arch", "info", "--help"],
         &["arch", "demo", "--help"],
         &["classify", "--help"],
+        &["hdl", "export", "--help"],
     ] {
         let out = systole_ok(args);
         assert!(out.contains("Usage: systole"), "{out}");
     }
+}
+
+#[test]
+fn hdl_export_writes_verilog_with_its_configuration_and_waivers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, vlt) = (dir.path().join("tiny.v"), dir.path().join("waivers.vlt"));
+    let out = systole_ok(&[
+        "hdl",
+        "export",
+        "--config",
+        "tiny",
+        "-o",
+        v.to_str().unwrap(),
+        "--waivers",
+        vlt.to_str().unwrap(),
+    ]);
+    assert!(out.contains("systole_array_4x4_msfp16"), "{out}");
+    let verilog = std::fs::read_to_string(&v).unwrap();
+    assert!(verilog.contains("module systole_array_4x4_msfp16"), "the top module is named for the configuration");
+    assert!(verilog.starts_with("//"), "the file starts with its header");
+    assert!(verilog.contains("tiny") || verilog.contains("4x4"), "the header records the configuration");
+    assert!(std::fs::read_to_string(&vlt).unwrap().contains("lint_off"), "the waivers are a Verilator control file");
+    // An array size that is not stamped out is refused with what to do about it, and writes nothing.
+    let missing = dir.path().join("no.v");
+    let err = systole_err(&["hdl", "export", "--config", "4x8", "-o", missing.to_str().unwrap()]);
+    assert!(err.contains("STAMPED") && !missing.exists(), "{err}");
 }
 
 #[test]
