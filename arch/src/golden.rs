@@ -455,6 +455,7 @@ impl Engine {
         if !p.to_acc {
             check_range(self.out.len(), p.out_base as usize, span(0, p.out_m_stride, nb), "POST output")?;
         }
+        check_post_no_alias(p, bs)?;
         let rounding = if p.round_away { Rounding::NearestAway } else { Rounding::NearestEven };
         let mut values = vec![0.0f32; bs];
         let mut mantissas = vec![0i8; bs];
@@ -642,6 +643,44 @@ fn check_no_alias(g: &Gemm, acc_len: usize) -> Fallible<()> {
                     return Err((Fault::Undefined, format!("GEMM writes accumulator {i} twice (aliasing rows)")));
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// Rejects a POST whose result would depend on the order in which it processes its elements: one that
+/// writes an output entry twice (overlapping OUT rows), or with `to_acc` writes an accumulator that it reads
+/// for another element (overlapping tile rows, or a bias inside the tile). Hardware may process a tile in any
+/// order (the RTL goes block column by block column, to read each bias once).
+fn check_post_no_alias(p: &Post, bs: usize) -> Fallible<()> {
+    let (rows, nb) = (p.m_size as usize, p.n_blocks as usize);
+    let cols = nb * bs;
+    let undefined = |what: String| Err((Fault::Undefined, what));
+    if !p.to_acc && rows > 1 && (p.out_m_stride as usize) < nb {
+        return undefined(format!(
+            "POST writes output entries twice: rows of {nb} blocks {} entries apart",
+            p.out_m_stride
+        ));
+    }
+    if p.to_acc && rows > 1 && (p.acc_m_stride as usize) < cols {
+        return undefined(format!(
+            "POST writes accumulators it reads for the next row: rows of {cols} values {} apart",
+            p.acc_m_stride
+        ));
+    }
+    if p.to_acc && p.bias {
+        let (base, stride) = (p.acc_base as usize, p.acc_m_stride as usize);
+        let in_tile = |i: usize| {
+            i >= base && {
+                let d = i - base;
+                match stride {
+                    0 => d < cols,
+                    _ => d / stride < rows && d % stride < cols,
+                }
+            }
+        };
+        if let Some(i) = (p.bias_base as usize..p.bias_base as usize + cols).find(|&i| in_tile(i)) {
+            return undefined(format!("POST writes accumulator {i}, which holds a bias value it reads"));
         }
     }
     Ok(())

@@ -514,6 +514,29 @@ fn unsynchronised_and_aliasing_programs_are_refused() {
     Engine::new(cfg).run(&[Instruction::new(Op::Gemm(g)), fin], &mut []).unwrap();
 }
 
+/// A POST whose result would depend on its processing order is undefined: overlapping output rows, or with
+/// `to_acc` overlapping tile rows or a bias inside the tile. The same tiles laid out apart run.
+#[test]
+fn posts_that_write_what_they_read_or_write_twice_are_refused() {
+    let cfg = EngineConfig::tiny(); // bs = 16
+    let fin = Instruction::new(Op::Finish);
+    let base = Post { m_size: 2, n_blocks: 2, acc_m_stride: 32, out_m_stride: 2, ..Post::default() };
+    let run = |p: Post| Engine::new(cfg).run(&[Instruction::new(Op::Post(p)), fin], &mut []);
+    run(base).unwrap();
+    run(Post { to_acc: true, bias: true, bias_base: 64, ..base }).unwrap();
+    // The bias sits in the gap between two tile rows: disjoint, so defined.
+    run(Post { to_acc: true, bias: true, n_blocks: 1, bias_base: 16, ..base }).unwrap();
+    for (p, says) in [
+        (Post { out_m_stride: 1, ..base }, "output entries twice"),
+        (Post { to_acc: true, acc_m_stride: 16, ..base }, "for the next row"),
+        (Post { to_acc: true, bias: true, bias_base: 40, ..base }, "bias value"),
+    ] {
+        let e = run(p).unwrap_err();
+        assert_eq!(e.fault, Fault::Undefined, "{p:?}");
+        assert!(e.message.contains(says), "{}", e.message);
+    }
+}
+
 #[test]
 fn saturation_is_counted() {
     let cfg = EngineConfig::tiny();
