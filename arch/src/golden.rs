@@ -365,7 +365,8 @@ impl Engine {
                 let entry = l.sram_base as usize + yy * row + xx;
                 let data =
                     (top..top + l.y_size as usize).contains(&yy) && (left..left + l.x_size as usize).contains(&xx);
-                let host = ((yy.wrapping_sub(top)) * l.x_stride as usize + xx.wrapping_sub(left)) as u64;
+                // The host entry of a data entry (padding entries have none: computing one would underflow).
+                let host = if data { ((yy - top) * l.x_stride as usize + (xx - left)) as u64 } else { 0 };
                 if l.buffer == Buffer::Acc {
                     self.acc[entry] = if data {
                         let raw = dma_read(mem, l.dram_addr as u64 + host * 4, 4)?;

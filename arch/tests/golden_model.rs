@@ -662,3 +662,45 @@ fn matmul_without_bias_on_the_full_size_presets() {
         assert_eq!(got, want);
     }
 }
+
+/// LOAD with padding on every side and a row stride: data entries come from `y·x_stride + x`, padding
+/// entries are zero (exponent code 0, zero mantissas; `+0` in the accumulators).
+#[test]
+fn padded_loads_place_data_and_zeros() {
+    let cfg = EngineConfig::tiny(); // MSFP16: 16 mantissa bytes per block
+    let (y, x, stride, pad) = (2usize, 2usize, 3usize, [1u8, 2, 2, 1]);
+    let (rows, row) = (1 + y + 2, 2 + x + 1);
+    let mut mem = vec![0u8; 1024];
+    for h in 0..y * stride {
+        mem[512 + h] = 100 + h as u8; // exponent codes
+        mem[h * 16..h * 16 + 16].fill(h as u8 + 1); // mantissas
+        mem[768 + 4 * h..768 + 4 * h + 4].copy_from_slice(&(h as f32 + 0.5).to_le_bytes());
+    }
+    let fin = Instruction::new(Op::Finish);
+    let padded = |buffer, dram_addr, exp_addr| Load {
+        buffer,
+        sram_base: 3,
+        y_size: y as u16,
+        x_size: x as u16,
+        x_stride: stride as u16,
+        dram_addr,
+        exp_addr,
+        pad,
+    };
+    let mut engine = Engine::new(cfg);
+    engine.run(&[Instruction::new(Op::Load(padded(Buffer::Act, 0, 512))), fin], &mut mem).unwrap();
+    engine.run(&[Instruction::new(Op::Load(padded(Buffer::Acc, 768, 0))), fin], &mut mem).unwrap();
+    for yy in 0..rows {
+        for xx in 0..row {
+            let e = 3 + yy * row + xx;
+            let h = (yy >= 1 && yy < 1 + y && xx >= 2 && xx < 2 + x).then(|| (yy - 1) * stride + xx - 2);
+            let (code, mant, acc) = match h {
+                Some(h) => (100 + h as u8, h as i8 + 1, h as f32 + 0.5),
+                None => (0, 0, 0.0),
+            };
+            assert_eq!(engine.act.exponents[e], code, "exponent of entry ({yy}, {xx})");
+            assert!(engine.act.block(e).iter().all(|&v| v == mant), "mantissas of entry ({yy}, {xx})");
+            assert_eq!(engine.acc[e].to_bits(), acc.to_bits(), "accumulator of entry ({yy}, {xx})");
+        }
+    }
+}
