@@ -25,10 +25,22 @@
 //!   `t_m + r + c`. `a_valid`, `a_first` (first row of a pass), `a_carry` (add `psum_in`) and `a_last`
 //!   (the pass completes the block) describe the row; `a_exp_in[g]` is the exponent code of the activation
 //!   block that segment `g` multiplies.
-//! * Weights for a pass whose first row is at `t_p`: the weight of row `r` and column `c` is on `w_in[c]` at
-//!   cycle `t_p − 1 − r` (row `R − 1` first), segment `g`'s weight exponent code on `w_exp_in[c]` at
-//!   `t_p − 1 − g`. This is the weight preload of `R` cycles of the cycle model; it overlaps the previous
-//!   pass, which must be at least `R` cycles long (`max(M, R)` in the cycle model).
+//! * Weights for a pass whose first row is at `t_p`: column `c`'s weights are loaded in one cycle, with the
+//!   weight of row `r` on the load bus `w_in[r]`, segment `g`'s exponent code on `w_exp_in[g]` and `w_load[c]`
+//!   set, in any cycle from `t_{p−1} + c` (the previous pass's first row reaching the column, when it captures
+//!   its load registers) to `t_p + c − 1`. A pass being at least `R ≥ C` cycles long, loading column `c` at
+//!   `t_p − R + c` always fits (the cycle model's `R`-cycle weight preload).
+//!
+//! # The weight path, and why a load bus
+//! The weight buffer delivers one block per cycle: `bs` consecutive weights of one output column, i.e. the `R`
+//! weights (`R ≤ bs`) of one array column for a pass. So each column is loaded in one cycle from a bus shared
+//! by all columns (`R` mantissas and the exponent code, one enable per column): `C ≤ R` reads per pass, one
+//! per cycle, fit in the pass. Each PE keeps three weight registers as before (load register, shadow,
+//! active), so a column's load may happen anywhere in a window of a whole pass after its capture — the
+//! sequencer is free to load the next pass's columns right after the current pass starts. (The earlier
+//! design conveyed row `r` of every column down the columns, which needs all `C` columns' weights of one row
+//! per cycle: `C` buffer reads per cycle.) When `R > bs` a column needs `R / bs` blocks; the load bus then
+//! still takes one column per cycle, but needs `R / bs` buffer reads for it (outside the engine's presets).
 //! * `psum_in[c]` (carried partial sum of row `m`) is read at `t_m + c + 1` when `a_carry` was set.
 //! * `acc_in[c]` (row `m`'s accumulator) is read at `t_m + S + c + 1`, when segment 0's term reaches its adder.
 //! * `psum_out[c]` is valid (`psum_valid[c]`) at `t_m + R + c + 1` for rows without `a_last`.
@@ -135,8 +147,9 @@ pub trait SystolicArray: Block {
     fn clock_mut(&mut self) -> &mut Signal<In, Clock>;
     /// Drives one activation row: `a[r]` for each row, `a_exp[g]` for each segment, and the row's flags.
     fn set_row(&mut self, a: &[i32], a_exp: &[u8], flags: RowFlags);
-    /// Drives the weight inputs: `w[c]` for each column and `w_exp[c]` for each column.
-    fn set_weights(&mut self, w: &[i32], w_exp: &[u8]);
+    /// Drives the weight-load bus: `w[r]` for each row and `w_exp[g]` for each segment, loaded into column
+    /// `col` (none: the bus is ignored).
+    fn set_weights(&mut self, col: Option<usize>, w: &[i32], w_exp: &[u8]);
     /// Drives `psum_in[col]`.
     fn set_psum_in(&mut self, col: usize, value: i32);
     /// Drives `acc_in[col]` with an `f32` bit pattern.
@@ -192,10 +205,12 @@ macro_rules! systolic_array {
             pub a_carry: Signal<In, Bit>,
             /// The pass completes its blocks.
             pub a_last: Signal<In, Bit>,
-            /// Weight conveyor inputs, one per column.
+            /// The weight-load bus: the weight of each array row for the column being loaded.
             pub w_in: Vec<Signal<In, Signed<M>>>,
-            /// Weight exponent conveyor inputs, one per column.
+            /// The weight-load bus's exponent codes, one per segment.
             pub w_exp_in: Vec<Signal<In, Bits<8>>>,
+            /// Load the bus into this column's load registers (one enable per column).
+            pub w_load: Vec<Signal<In, Bit>>,
             /// Carried partial sums, one per column.
             pub psum_in: Vec<Signal<In, Signed<32>>>,
             /// Accumulator values, one per column.
@@ -216,8 +231,6 @@ macro_rules! systolic_array {
             pub edges: Vec<$crate::edge::EdgeCell>,
             a_skew: Vec<$crate::delay::DelayLine<Signed<M>>>,
             f_skew: Vec<$crate::delay::DelayLine<Bits<3>>>,
-            w_skew: Vec<$crate::delay::DelayLine<Signed<M>>>,
-            e_skew: Vec<$crate::delay::DelayLine<Bits<8>>>,
             aexp_delay: Vec<$crate::delay::DelayLine<Bits<8>>>,
             vl_delay: Vec<$crate::delay::DelayLine<Bits<2>>>,
             vl: Signal<Local, Bits<2>>,
@@ -246,8 +259,9 @@ macro_rules! systolic_array {
                     a_first: Default::default(),
                     a_carry: Default::default(),
                     a_last: Default::default(),
-                    w_in: v(g.cols),
-                    w_exp_in: v(g.cols),
+                    w_in: v(g.rows),
+                    w_exp_in: v(g.groups),
+                    w_load: v(g.cols),
                     psum_in: v(g.cols),
                     acc_in: v(g.cols),
                     acc_out: v(g.cols),
@@ -261,8 +275,6 @@ macro_rules! systolic_array {
                         .collect(),
                     a_skew: (1..g.rows).map($crate::delay::DelayLine::new).collect(),
                     f_skew: (1..g.rows).map($crate::delay::DelayLine::new).collect(),
-                    w_skew: (1..g.cols).map($crate::delay::DelayLine::new).collect(),
-                    e_skew: (1..g.cols).map($crate::delay::DelayLine::new).collect(),
                     aexp_delay: (0..g.groups).map(|k| $crate::delay::DelayLine::new((k + 1) * g.segment + 1)).collect(),
                     vl_delay: (0..g.groups).map(|k| $crate::delay::DelayLine::new((k + 1) * g.segment + 1)).collect(),
                     vl: Default::default(),
@@ -294,10 +306,6 @@ macro_rules! systolic_array {
                 for r in 1..self._rows {
                     self.a_skew[r - 1].clock.next = self.clock.val();
                     self.f_skew[r - 1].clock.next = self.clock.val();
-                }
-                for c in 1..$c {
-                    self.w_skew[c - 1].clock.next = self.clock.val();
-                    self.e_skew[c - 1].clock.next = self.clock.val();
                 }
                 for g in 0..self._groups {
                     self.aexp_delay[g].clock.next = self.clock.val();
@@ -333,24 +341,18 @@ macro_rules! systolic_array {
                         self.pes[r * $c + c].carry_in.next = self.pes[r * $c + c - 1].carry_out.val();
                     }
                 }
-                // Weights: column c is delayed c cycles, then conveyed down; the column captures its conveyor
-                // when the pass's first activation reaches its top PE.
-                self.pes[0].w_in.next = self.w_in[0].val();
-                self.edges[0].wexp_in.next = self.w_exp_in[0].val();
-                for c in 1..$c {
-                    self.w_skew[c - 1].din.next = self.w_in[c].val();
-                    self.e_skew[c - 1].din.next = self.w_exp_in[c].val();
-                    self.pes[c].w_in.next = self.w_skew[c - 1].dout.val();
-                    self.edges[c].wexp_in.next = self.e_skew[c - 1].dout.val();
-                }
-                for r in 1..self._rows {
+                // Weights: the load bus reaches every column; a column's enable writes it into its load
+                // registers. The column captures them when the pass's first activation reaches its top PE.
+                for r in 0..self._rows {
                     for c in 0..$c {
-                        self.pes[r * $c + c].w_in.next = self.pes[(r - 1) * $c + c].w_out.val();
+                        self.pes[r * $c + c].w_in.next = self.w_in[r].val();
+                        self.pes[r * $c + c].w_load.next = self.w_load[c].val();
                     }
                 }
-                for g in 1..self._groups {
+                for g in 0..self._groups {
                     for c in 0..$c {
-                        self.edges[g * $c + c].wexp_in.next = self.edges[(g - 1) * $c + c].wexp_out.val();
+                        self.edges[g * $c + c].wexp_in.next = self.w_exp_in[g].val();
+                        self.edges[g * $c + c].wexp_load.next = self.w_load[c].val();
                     }
                 }
                 for r in 0..self._rows {
@@ -445,12 +447,15 @@ macro_rules! systolic_array {
                 self.a_carry.next = flags.carry;
                 self.a_last.next = flags.last;
             }
-            fn set_weights(&mut self, w: &[i32], w_exp: &[u8]) {
+            fn set_weights(&mut self, col: Option<usize>, w: &[i32], w_exp: &[u8]) {
                 for (s, &x) in self.w_in.iter_mut().zip(w) {
                     s.next = Signed::<M>::from(x as i64);
                 }
                 for (s, &e) in self.w_exp_in.iter_mut().zip(w_exp) {
                     s.next = (e as u64).into();
+                }
+                for (c, s) in self.w_load.iter_mut().enumerate() {
+                    s.next = col == Some(c);
                 }
             }
             fn set_psum_in(&mut self, col: usize, value: i32) {

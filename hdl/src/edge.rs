@@ -17,8 +17,8 @@ use crate::accum::{Accumulator, EXP_BIAS};
 /// * if valid and not `last` (a block longer than the array, `bs > R`), presents `dot` as a partial sum to be
 ///   carried into the next pass (`psum_out`, `psum_valid`).
 ///
-/// The weight block's exponent code is double-buffered like the PEs' weights: a conveyor (`wexp_in` →
-/// `wexp_out`, down the column through the cells of the segments), `capture` into a shadow, and a switch
+/// The weight block's exponent code is double-buffered like the PEs' weights: a load register (written from
+/// the segment's exponent bus `wexp_in` when the column's `wexp_load` is set), `capture` into a shadow, and a switch
 /// when the pass's first activation reaches the segment's bottom PE (`pe_first`); two registers then delay it
 /// to the moment that activation's partial sum reaches this cell.
 #[derive(LogicBlock)]
@@ -31,10 +31,10 @@ pub struct EdgeCell {
     pub pe_first: Signal<In, Bit>,
     /// The column's capture pulse (same as its PEs').
     pub capture: Signal<In, Bit>,
-    /// Weight-exponent conveyor input.
+    /// The segment's weight-exponent load bus.
     pub wexp_in: Signal<In, Bits<8>>,
-    /// Weight-exponent conveyor output (to the next segment's cell), one cycle later.
-    pub wexp_out: Signal<Out, Bits<8>>,
+    /// Write `wexp_in` into the load register this cycle (the column's load enable).
+    pub wexp_load: Signal<In, Bit>,
     /// The activation block's exponent code, from the left neighbour.
     pub aexp_in: Signal<In, Bits<8>>,
     /// `aexp_in`, one cycle later, for the right neighbour.
@@ -87,7 +87,7 @@ impl EdgeCell {
             pe_first: Default::default(),
             capture: Default::default(),
             wexp_in: Default::default(),
-            wexp_out: Default::default(),
+            wexp_load: Default::default(),
             aexp_in: Default::default(),
             aexp_out: Default::default(),
             vl_in: Default::default(),
@@ -126,9 +126,11 @@ impl Logic for EdgeCell {
         self.aexp_out.next = self.aexp_q.q.val();
         self.vl_q.d.next = self.vl_in.val();
         self.vl_out.next = self.vl_q.q.val();
-        // Weight exponent: conveyor, capture, switch with the pass's first activation, delay to the sum.
-        self.transit.d.next = self.wexp_in.val();
-        self.wexp_out.next = self.transit.q.val();
+        // Weight exponent: load, capture, switch with the pass's first activation, delay to the sum.
+        self.transit.d.next = self.transit.q.val();
+        if self.wexp_load.val() {
+            self.transit.d.next = self.wexp_in.val();
+        }
         self.shadow_eff.next = self.shadow.q.val();
         if self.capture.val() {
             self.shadow_eff.next = self.transit.q.val();

@@ -4,7 +4,7 @@
 //! golden model (`arch::golden`) is what every circuit here is tested against, bit for bit.
 //! `docs/hardware.md` describes the design (block diagram, dataflow and why, timing, how to export).
 //!
-//! ## What exists (issue 4, first part)
+//! ## The compute core (issue 4, first part)
 //!
 //! * [`mod@array`]: the **weight-stationary systolic array** — `R × C` [`pe::ProcessingElement`]s multiplying
 //!   BFP mantissas (sign-extended to 16 bits, exact 32-bit products and partial sums), cut into segments of
@@ -24,32 +24,64 @@
 //! * [`tile`] and [`harness`]: running GEMM tiles through the simulated array cycle by cycle, on the cycle
 //!   model's schedule; [`signed`]: the sign-extending cast rust-hdl lacks.
 //!
+//! ## The engine's units (issue 4, second part)
+//!
+//! Each is a stage unit or block with the port contract of `docs/hardware.md` ("The engine around the
+//! array"), tested alone against the golden model, bit for bit and cycle for cycle:
+//!
+//! * [`buffer`]: the on-chip memories — simple dual-port RAMs with a registered read (the block-RAM
+//!   template), banked by address so that the lanes of one cycle (consecutive entries) hit distinct banks;
+//!   BFP buffers as an exponent plane and `bs` mantissa planes, the ACC buffer as `A` banks of `f32`.
+//! * [`gemm`]: the GEMM sequencer — loop nests and strides, one weight block per cycle onto the array's load
+//!   bus, one activation block per cycle, row-wide accumulator reads skewed into the columns and deskewed
+//!   row-wide writes, the carried-partial-sum store for blocks longer than the array, on the cycle model's
+//!   pass schedule.
+//! * [`post`] and [`quant`]: the POST unit (bias, residual, ReLU/ReLU6 through the RTL accumulate rule, then
+//!   the BFP quantizer or `f32` back to ACC), block column by block column so each bias is read once.
+//! * [`dma`], [`load`], [`store`]: the memory port (the engine's host interface, and a host-memory model for
+//!   test benches), and the LOAD and STORE units (padding, strides, both BFP planes in chunks of `B` entries,
+//!   `f32` conversion, every error code the golden model raises for them).
+//! * [`control`] and [`regfile`]: instruction fetch from the command ring, decode (masks generated from
+//!   `arch::isa::layout`), in-order dispatch into the three stage queues, the dependency-token counters, the
+//!   accumulator-port rule, FINISH, errors with their instruction index; and the BAR0 register file with its
+//!   counters and interrupt.
+//!
 //! ## Still to come (the rest of issue 4)
 //!
-//! Around the array, the complete engine: the ACT/WGT/ACC/OUT buffers (and the carried-partial-sum store that
-//! [`tile::run_tile`] keeps in software today), the GEMM sequencer (loop nests, strides, the pass schedule
-//! and its accumulator forwarding), the POST unit, instruction fetch and decode with the three stage queues
-//! and dependency tokens, the BAR0 register file with its counters, and the DMA port. Then the Verilog of the
-//! whole engine, and its co-simulation with Verilator against the golden model (the `sim` crate).
-//!
+//! The engine's top level wiring these units to the buffers and the array, its Verilog export, and
+//! instruction streams through the whole engine compared with the golden model; then its co-simulation with
+//! Verilator (the `sim` crate).
+
 //! ## rust-hdl 0.46, as used here
 //! `#[hdl_gen]` kernels have no `let` (intermediates are `Local` signals); index expressions into arrays of
 //! sub-blocks must be evaluable from loop variables and literals, so the array's update function is stamped
 //! out per size by [`systolic_array!`]; nested arrays of blocks produce invalid Verilog, so PEs live in one
 //! row-major `Vec`; the only multiplier is 16×16→32; `signed_bit_cast` recurses forever on the most negative
 //! value ([`signed::signed_bit_cast_ext`] replaces it); the top module is named `top` unless visited under
-//! another name ([`export::verilog_of`]).
+//! another name ([`export::verilog_of`]); `bit_cast` arguments are evaluated outside the kernel's loops, so
+//! they cannot use loop variables (lane arithmetic lives in sub-blocks with scalar ports); slicing an
+//! expression (`(a * b).get_bits::<N>(0)`) writes invalid Verilog (slice a signal); `self.x + 1` expands to
+//! `self.x + 1.into()` and does not compile in loop bounds (keep an extra field for `x + 1`).
 
 #![warn(missing_docs)]
 
 pub mod accum;
 pub mod array;
+pub mod buffer;
+pub mod control;
 pub mod delay;
+pub mod dma;
 pub mod edge;
 pub mod export;
+pub mod gemm;
 pub mod harness;
+pub mod load;
 pub mod pe;
+pub mod post;
+pub mod quant;
+pub mod regfile;
 pub mod signed;
+pub mod store;
 pub mod tile;
 
 /// Why hardware could not be generated.

@@ -19,8 +19,9 @@ use crate::signed::signed_bit_cast_ext;
 ///   multiplier is 16×16→32); partial sums are exact 32-bit integers.
 ///
 /// Weights are double-buffered, so the next tile's weights load while the current tile computes:
-/// * `w_in`/`w_out` is a conveyor (`transit`) that moves weights down the column one row per cycle;
-/// * `capture` (a pulse for the whole column) copies the conveyor into `shadow`;
+/// * `w_in` is the weight-load bus of this PE's row (shared by the row's PEs); `w_load` (one enable per
+///   column) writes it into the load register (`transit`) — the sequencer loads one column per cycle;
+/// * `capture` (a pulse for the whole column) copies the load register into `shadow`;
 /// * an activation arriving with `first_in` set switches this PE to the captured weight (`active`) and is
 ///   the first one multiplied by it. The switch travels with the activations, so every PE changes tiles
 ///   exactly between the last row of the previous pass and the first row of the next one.
@@ -44,11 +45,11 @@ pub struct ProcessingElement<const M: usize> {
     pub first_out: Signal<Out, Bit>,
     /// `carry_in`, one cycle later.
     pub carry_out: Signal<Out, Bit>,
-    /// Weight conveyor input (from the PE above, or the column's weight input).
+    /// The weight-load bus of this PE's row.
     pub w_in: Signal<In, Signed<M>>,
-    /// Weight conveyor output (to the PE below), one cycle later.
-    pub w_out: Signal<Out, Signed<M>>,
-    /// Copy the conveyor into the shadow weight this cycle.
+    /// Write `w_in` into the load register this cycle (the column's load enable).
+    pub w_load: Signal<In, Bit>,
+    /// Copy the load register into the shadow weight this cycle.
     pub capture: Signal<In, Bit>,
     /// Partial sum from the PE above (or the segment's start value).
     pub psum_in: Signal<In, Signed<32>>,
@@ -82,9 +83,11 @@ impl<const M: usize> Logic for ProcessingElement<M> {
         self.valid_out.next = self.valid_q.q.val();
         self.first_out.next = self.first_q.q.val();
         self.carry_out.next = self.carry_q.q.val();
-        // Vertical: the weight conveyor moves one row per cycle.
-        self.transit.d.next = self.w_in.val();
-        self.w_out.next = self.transit.q.val();
+        // The load register takes the bus when the column is loaded.
+        self.transit.d.next = self.transit.q.val();
+        if self.w_load.val() {
+            self.transit.d.next = self.w_in.val();
+        }
         // Double-buffered weight: capture, then switch with the first activation of the pass.
         self.shadow_eff.next = self.shadow.q.val();
         if self.capture.val() {
