@@ -19,7 +19,7 @@
 //! mantissa_bytes / B⌉` for BFP buffers (the exponent plane and the mantissa plane are separate streams) and
 //! `⌈4x / B⌉` for the accumulator buffer.
 //! GEMM is weight-stationary: the first weight tile is preloaded (`R` cycles), each pass streams `M` rows
-//! while the next tile's weights shift in behind them, and the last wavefront drains through the skewed array
+//! while the next tile's weights move in behind them, and the last wavefront drains through the skewed array
 //! and the accumulator adders. A pass is never shorter than `P_min` ([`min_pass_cycles`]): `R`, and long
 //! enough for a row's accumulator (or carried partial sum) to be written back before the next pass reads it.
 //! POST reads the bias of each run of `C` columns once, in a cycle of its own.
