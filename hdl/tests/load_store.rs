@@ -42,6 +42,43 @@ fn window_image(rng: &mut ChaCha8Rng, size: usize, tail: usize) -> Vec<u8> {
     (0..size + tail).map(|_| rng.gen()).collect()
 }
 
+/// Where a transfer's planes lie in host memory: `host_entries` entries from `y_size` rows of `x_size` at
+/// `x_stride`, the data plane at `dram_addr` and (BFP) the exponent plane at `exp_addr`, and the bytes the
+/// image needs to hold both.
+struct Planes {
+    host_entries: usize,
+    dram_addr: usize,
+    exp_addr: usize,
+    need: usize,
+}
+
+/// Random, non-overlapping planes at unaligned offsets: mantissas first and exponents after, or the other
+/// way round (`entry` is the data bytes per entry; ACC has no exponent plane).
+fn random_planes(
+    rng: &mut ChaCha8Rng,
+    buffer: Buffer,
+    entry: usize,
+    y_size: u16,
+    x_size: u16,
+    x_stride: u16,
+) -> Planes {
+    let host_entries =
+        if y_size == 0 || x_size == 0 { 0 } else { (y_size as usize - 1) * x_stride as usize + x_size as usize };
+    let data_bytes = host_entries * entry;
+    let exp_bytes = if buffer == Buffer::Acc { 0 } else { host_entries };
+    let gap = rng.gen_range(0..40usize);
+    let (dram_addr, exp_addr) = if buffer == Buffer::Acc {
+        (rng.gen_range(0..40usize), 0)
+    } else if rng.gen_bool(0.5) {
+        let d = rng.gen_range(0..40usize);
+        (d, d + data_bytes + gap)
+    } else {
+        let e = rng.gen_range(0..40usize);
+        (e + exp_bytes + gap, e)
+    };
+    Planes { host_entries, dram_addr, exp_addr, need: (dram_addr + data_bytes).max(exp_addr + exp_bytes) }
+}
+
 /// A random LOAD on `cfg`, with the host memory image it reads (valid exponent codes and finite `f32`s
 /// except for faults planted on purpose), and a DMA window size (sometimes too small).
 fn random_load(cfg: &EngineConfig, rng: &mut ChaCha8Rng) -> (Load, Vec<u8>, usize) {
@@ -65,22 +102,8 @@ fn random_load(cfg: &EngineConfig, rng: &mut ChaCha8Rng) -> (Load, Vec<u8>, usiz
             }
         }
     }
-    let host_entries =
-        if y_size == 0 || x_size == 0 { 0 } else { (y_size as usize - 1) * x_stride as usize + x_size as usize };
-    let data_bytes = host_entries * entry;
-    let exp_bytes = if buffer == Buffer::Acc { 0 } else { host_entries };
-    // Planes at unaligned offsets, mantissas first, exponents after (or the other way round).
-    let gap = rng.gen_range(0..40usize);
-    let (dram_addr, exp_addr) = if buffer == Buffer::Acc {
-        (rng.gen_range(0..40usize), 0)
-    } else if rng.gen_bool(0.5) {
-        let d = rng.gen_range(0..40usize);
-        (d, d + data_bytes + gap)
-    } else {
-        let e = rng.gen_range(0..40usize);
-        (e + exp_bytes + gap, e)
-    };
-    let need = (dram_addr + data_bytes).max(exp_addr + exp_bytes);
+    let Planes { host_entries, dram_addr, exp_addr, need } =
+        random_planes(rng, buffer, entry, y_size, x_size, x_stride);
     let mut mem = window_image(rng, need + 64, 64);
     // Valid contents, then perhaps a fault.
     let max_code = (0..=255u8).rev().find(|&c| f.decode_exponent(c).is_ok()).unwrap();
@@ -318,21 +341,7 @@ fn random_store(cfg: &EngineConfig, rng: &mut ChaCha8Rng) -> (Store, Vec<u8>, us
         1 => rng.gen_range(0..=x_size),
         _ => x_size + rng.gen_range(0..8),
     };
-    let host_entries =
-        if y_size == 0 || x_size == 0 { 0 } else { (y_size as usize - 1) * x_stride as usize + x_size as usize };
-    let data_bytes = host_entries * entry;
-    let exp_bytes = if buffer == Buffer::Acc { 0 } else { host_entries };
-    let gap = rng.gen_range(0..40usize);
-    let (dram_addr, exp_addr) = if buffer == Buffer::Acc {
-        (rng.gen_range(0..40usize), 0)
-    } else if rng.gen_bool(0.5) {
-        let d = rng.gen_range(0..40usize);
-        (d, d + data_bytes + gap)
-    } else {
-        let e = rng.gen_range(0..40usize);
-        (e + exp_bytes + gap, e)
-    };
-    let need = (dram_addr + data_bytes).max(exp_addr + exp_bytes);
+    let Planes { dram_addr, exp_addr, need, .. } = random_planes(rng, buffer, entry, y_size, x_size, x_stride);
     let mem = window_image(rng, need + 64, 64);
     let mut size = need + rng.gen_range(0..64);
     if need > 0 && rng.gen_bool(0.2) {
