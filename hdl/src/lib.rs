@@ -72,6 +72,7 @@ pub mod control;
 pub mod delay;
 pub mod dma;
 pub mod edge;
+pub mod engine;
 pub mod export;
 pub mod gemm;
 pub mod harness;

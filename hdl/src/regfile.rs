@@ -645,6 +645,10 @@ pub struct ControlRegs<const W: usize, const F: usize> {
     pub irq: Signal<Out, Bit>,
     /// Reset for the stage units (`reset` or `CTRL.RESET`).
     pub engine_reset: Signal<Out, Bit>,
+    /// `DMA_BASE` (for the LOAD and STORE units, which add it to their DMA-window offsets).
+    pub dma_base: Signal<Out, Bits<64>>,
+    /// `DMA_SIZE` (for the LOAD and STORE units' window checks).
+    pub dma_size: Signal<Out, Bits<32>>,
     /// Fetch channel: read request.
     pub fetch_req_valid: Signal<Out, Bit>,
     /// Fetch channel: request IOVA.
@@ -688,6 +692,8 @@ impl<const W: usize, const F: usize> ControlRegs<W, F> {
             bar_rd_data: Default::default(),
             irq: Default::default(),
             engine_reset: Default::default(),
+            dma_base: Default::default(),
+            dma_size: Default::default(),
             fetch_req_valid: Default::default(),
             fetch_req_addr: Default::default(),
             fetch_req_len: Default::default(),
@@ -719,6 +725,8 @@ impl<const W: usize, const F: usize> Logic for ControlRegs<W, F> {
         self.bar_rd_data.next = self.regs.bar_rd_data.val();
         self.irq.next = self.regs.irq.val();
         self.engine_reset.next = self.regs.engine_reset.val();
+        self.dma_base.next = self.regs.dma_base.val();
+        self.dma_size.next = self.regs.dma_size.val();
         self.regs.sat_count.next = self.sat_count.val();
         // Register file → control.
         self.control.reset.next = self.regs.engine_reset.val();
