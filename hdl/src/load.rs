@@ -659,7 +659,9 @@ pub struct LoadUnit<const W: usize, const W2: usize, const M: usize> {
     err_grp: Signal<Local, Bit>,
     err_code_grp: Signal<Local, Bits<4>>,
     _q: usize,
+    _q_end: usize,
     _qa: usize,
+    _qa_end: usize,
     _a: usize,
     _nmant: usize,
 }
@@ -832,7 +834,9 @@ impl<const W: usize, const W2: usize, const M: usize> LoadUnit<W, W2, M> {
             err_grp: Default::default(),
             err_code_grp: Default::default(),
             _q: q,
+            _q_end: q + 1,
             _qa: qa,
+            _qa_end: qa + 1,
             _a: a,
             _nmant: nmant,
         }))
@@ -1050,15 +1054,21 @@ impl<const W: usize, const W2: usize, const M: usize> Logic for LoadUnit<W, W2, 
         self.err_grp.next = false;
         self.err_code_grp.next = self.k_code_dma.val();
         if self.slot_ok.val() {
+            // The chains' last entries, through one-value loops (rust-hdl evaluates index expressions from loop
+            // variables and literals only).
             if self.f_acc.val() {
-                self.err_grp.next = !self.a_ok[self._qa].val();
-                if self.a_nfsel[self._qa].val() {
-                    self.err_code_grp.next = self.k_code_nonfinite.val();
+                for last in self._qa..self._qa_end {
+                    self.err_grp.next = !self.a_ok[last].val();
+                    if self.a_nfsel[last].val() {
+                        self.err_code_grp.next = self.k_code_nonfinite.val();
+                    }
                 }
             } else {
-                self.err_grp.next = !self.l_ok[self._q].val();
-                if self.l_badsel[self._q].val() {
-                    self.err_code_grp.next = self.k_code_bad.val();
+                for last in self._q..self._q_end {
+                    self.err_grp.next = !self.l_ok[last].val();
+                    if self.l_badsel[last].val() {
+                        self.err_code_grp.next = self.k_code_bad.val();
+                    }
                 }
             }
         }

@@ -188,9 +188,12 @@ pub struct StoreUnit<const W: usize, const W2: usize, const M: usize> {
     e_chain: Vec<Signal<Local, Bits<W>>>,
     a_chain: Vec<Signal<Local, Bits<W>>>,
     _q: usize,
+    _q_end: usize,
     _qa: usize,
+    _qa_end: usize,
     _a: usize,
     _nmant: usize,
+    _nmant_end: usize,
 }
 
 impl<const W: usize, const W2: usize, const M: usize> StoreUnit<W, W2, M> {
@@ -342,9 +345,12 @@ impl<const W: usize, const W2: usize, const M: usize> StoreUnit<W, W2, M> {
             e_chain: filled(q + 1),
             a_chain: filled(qa + 1),
             _q: q,
+            _q_end: q + 1,
             _qa: qa,
+            _qa_end: qa + 1,
             _a: a,
             _nmant: nmant,
+            _nmant_end: nmant + 1,
         }))
     }
 }
@@ -548,16 +554,24 @@ impl<const W: usize, const W2: usize, const M: usize> Logic for StoreUnit<W, W2,
                     & self.k_f32_w.val())
                     << self.k_top32.val());
         }
+        // The chains' last entries are read through one-value loops (rust-hdl evaluates index expressions from
+        // loop variables and literals only).
         if self.w_valid.q.val() & self.w_mant.q.val() {
-            self.exp_acc.d.next = (self.exp_acc.q.val() >> self.k_qbits.val()) | self.e_chain[self._q].val();
+            for last in self._q..self._q_end {
+                self.exp_acc.d.next = (self.exp_acc.q.val() >> self.k_qbits.val()) | self.e_chain[last].val();
+            }
         }
         self.dma.wr_valid.next =
             self.w_valid.q.val() & self.busy.q.val() & !self.reset.val() & (self.w_len.q.val() != self.k_zero.val());
         self.dma.wr_addr.next = self.w_addr.q.val();
         self.dma.wr_len.next = self.w_len.q.val();
-        self.dma.wr_data.next = self.m_chain[self._nmant].val();
+        for last in self._nmant..self._nmant_end {
+            self.dma.wr_data.next = self.m_chain[last].val();
+        }
         if self.w_acc.q.val() {
-            self.dma.wr_data.next = self.a_chain[self._qa].val();
+            for last in self._qa..self._qa_end {
+                self.dma.wr_data.next = self.a_chain[last].val();
+            }
         }
         if self.w_exp.q.val() {
             self.dma.wr_data.next = self.exp_acc.q.val() >> self.w_eshift.q.val();

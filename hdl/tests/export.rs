@@ -1,4 +1,4 @@
-//! Exporting the array as Verilog: the header, Verilator's lint and a Yosys synthesis.
+//! Exporting the engine and the array as Verilog: the header, Verilator's lint and a Yosys synthesis.
 //!
 //! The tool tests skip with a message when `verilator` or `yosys` is missing, unless
 //! `SYSTOLE_REQUIRE_HDL_TOOLS=1` (set by `scripts/test.sh`, which installs them), where a missing tool fails.
@@ -11,7 +11,7 @@ use std::process::Command;
 
 use arch::EngineConfig;
 use common::{scratch_dir, tool};
-use hdl::export::{export_verilog, top_module_name, verilator_waivers, GENERATOR_VERSION};
+use hdl::export::{export_verilog, top_module_name, verilator_waivers, Part, GENERATOR_VERSION};
 use hdl::HdlError;
 
 /// The configurations the tool tests run: `tiny` (4×4) always, more from `SYSTOLE_HDL_SYNTH_CONFIGS`.
@@ -22,11 +22,19 @@ fn tool_configs() -> Vec<EngineConfig> {
         .collect()
 }
 
-fn write_verilog(dir: &Path, cfg: &EngineConfig) -> (String, std::path::PathBuf) {
-    let top = top_module_name(cfg);
+fn write_verilog(dir: &Path, cfg: &EngineConfig, part: Part) -> (String, std::path::PathBuf) {
+    let top = top_module_name(cfg, part);
     let path = dir.join(format!("{top}.v"));
     let start = std::time::Instant::now();
-    let text = export_verilog(cfg).expect("export");
+    let cfg_owned = *cfg;
+    // The engine's generator recurses deeply: give it a large stack.
+    let text = std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(move || export_verilog(&cfg_owned, part))
+        .unwrap()
+        .join()
+        .unwrap()
+        .expect("export");
     std::fs::write(&path, &text).expect("write the Verilog");
     println!("{top}: {} lines of Verilog in {:.1?}", text.lines().count(), start.elapsed());
     (top, path)
@@ -35,8 +43,8 @@ fn write_verilog(dir: &Path, cfg: &EngineConfig) -> (String, std::path::PathBuf)
 #[test]
 fn header_records_the_configuration_and_generator_and_the_top_module_is_named() {
     for cfg in [EngineConfig::tiny(), "8x8-msfp12".parse().unwrap(), "2x2-bfp8m3e5".parse().unwrap()] {
-        let v = export_verilog(&cfg).expect("export");
-        let top = top_module_name(&cfg);
+        let v = export_verilog(&cfg, Part::Array).expect("export");
+        let top = top_module_name(&cfg, Part::Array);
         assert_eq!(top, format!("systole_array_{}x{}_{}", cfg.rows, cfg.cols, cfg.format));
         let header: Vec<&str> = v.lines().take_while(|l| l.starts_with("//")).collect();
         let text = header.join("\n");
@@ -57,14 +65,44 @@ fn header_records_the_configuration_and_generator_and_the_top_module_is_named() 
 }
 
 #[test]
+fn the_engine_exports_with_its_ports_and_buffers_in_the_header() {
+    let cfg = EngineConfig::tiny();
+    let v = std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(move || export_verilog(&cfg, Part::Engine))
+        .unwrap()
+        .join()
+        .unwrap()
+        .expect("export");
+    let top = top_module_name(&cfg, Part::Engine);
+    assert_eq!(top, "systole_engine_4x4_msfp16");
+    let header: Vec<&str> = v.lines().take_while(|l| l.starts_with("//")).collect();
+    let text = header.join("\n");
+    assert!(text.contains(&format!("systole hdl {GENERATOR_VERSION}")) && text.contains("tiny"), "{text}");
+    assert!(text.contains("ACT 1024, WGT 1024, ACC 4096, OUT 512"), "{text}");
+    let ports = v.lines().find(|l| l.starts_with(&format!("module {top}("))).expect("the top module");
+    for port in ["bar_wr_en", "bar_rd_data", "irq", "fetch$rd_req_addr", "load_dma$rd_beat_data", "store_dma$wr_data"] {
+        assert!(ports.contains(port), "the engine has port {port}: {ports}");
+    }
+    let modules = v.lines().filter(|l| l.starts_with("module ")).count();
+    let named = v.lines().filter(|l| l.starts_with(&format!("module {top}"))).count();
+    assert_eq!(modules, named, "every module is prefixed with the top's name");
+}
+
+#[test]
 fn unsupported_configurations_are_reported_not_generated() {
-    match export_verilog(&"8x32".parse().unwrap()) {
+    match export_verilog(&"8x32".parse().unwrap(), Part::Array) {
         Err(HdlError::Unsupported(why)) => assert!(why.contains("8x32"), "{why}"),
         other => panic!("8x32 is not stamped out: {other:?}"),
     }
+    // The 8×8 array exists, but no engine type is stamped for it.
+    match export_verilog(&"8x8".parse().unwrap(), Part::Engine) {
+        Err(HdlError::Unsupported(why)) => assert!(why.contains("engine_top!"), "{why}"),
+        other => panic!("no 8x8 engine: {other:?}"),
+    }
     let mut bad = EngineConfig::tiny();
     bad.rows = 3;
-    assert!(matches!(export_verilog(&bad), Err(HdlError::Config(_))));
+    assert!(matches!(export_verilog(&bad, Part::Array), Err(HdlError::Config(_))));
 }
 
 #[test]
@@ -73,8 +111,8 @@ fn verilator_lint_passes_with_the_documented_waivers() {
     let dir = scratch_dir("lint");
     let waivers = dir.join("hdl-waivers.vlt");
     std::fs::write(&waivers, verilator_waivers()).expect("write the waivers");
-    for cfg in tool_configs() {
-        let (top, path) = write_verilog(&dir, &cfg);
+    for (cfg, part) in tool_configs().into_iter().flat_map(|c| [(c, Part::Array), (c, Part::Engine)]) {
+        let (top, path) = write_verilog(&dir, &cfg, part);
         let start = std::time::Instant::now();
         let out = Command::new(&verilator)
             .args(["--lint-only", "-Wall", "--top-module", &top])
@@ -95,6 +133,7 @@ struct SynthStats {
     flip_flops: u64,
     latches: u64,
     multipliers: u64,
+    memories: u64,
 }
 
 /// The value of the last `Number of cells:` line and the sum of the counts of cell types matching `pick`.
@@ -122,7 +161,7 @@ fn yosys_synthesises_the_array() {
     let Some(yosys) = tool("yosys") else { return };
     let dir = scratch_dir("synth");
     for cfg in tool_configs() {
-        let (top, path) = write_verilog(&dir, &cfg);
+        let (top, path) = write_verilog(&dir, &cfg, Part::Array);
         let coarse = dir.join(format!("{top}.coarse.txt"));
         let fine = dir.join(format!("{top}.stat.txt"));
         // Multipliers are counted before techmapping (generic `synth` turns them into gates), everything else
@@ -142,10 +181,62 @@ fn yosys_synthesises_the_array() {
         let (_, multipliers) = parse_stat(&coarse, |k| k == "$mul" || k.starts_with("$_MUL") || k == "$macc");
         let (cells, flip_flops) = parse_stat(&fine, |k| k.contains("DFF"));
         let (_, latches) = parse_stat(&fine, |k| k.contains("DLATCH"));
-        let s = SynthStats { cells, flip_flops, latches, multipliers };
+        let s = SynthStats { cells, flip_flops, latches, multipliers, memories: 0 };
         println!("{top}: yosys synth in {:.1?}: {s:?}", start.elapsed());
         assert_eq!(s.multipliers, (cfg.rows * cfg.cols) as u64, "one multiplier per PE");
         assert_eq!(s.latches, 0, "no latches");
         assert!(s.flip_flops > 0 && s.cells > s.flip_flops, "{s:?}");
     }
+}
+
+/// The block memories the engine's buffers must infer: ACT, WGT and OUT as an exponent plane and `bs`
+/// mantissa planes in `Q` banks each, ACC in `A` banks, and (when a block spans several passes, `R < bs`) the
+/// GEMM unit's carry store in `C` banks.
+fn expected_memories(cfg: &EngineConfig) -> u64 {
+    let lanes = hdl::buffer::BufferLanes::for_config(cfg);
+    let bs = cfg.format.block_size();
+    let carry = if cfg.rows < bs { cfg.cols } else { 0 };
+    (3 * (1 + bs) * lanes.q + lanes.a + carry) as u64
+}
+
+#[test]
+fn yosys_synthesises_the_engine_with_block_memories() {
+    let Some(yosys) = tool("yosys") else { return };
+    let dir = scratch_dir("synth-engine");
+    for cfg in tool_configs() {
+        let (top, path) = write_verilog(&dir, &cfg, Part::Engine);
+        let coarse = dir.join(format!("{top}.coarse.txt"));
+        let fine = dir.join(format!("{top}.stat.txt"));
+        // Yosys's generic `synth` up to its fine stage (memories inferred, kept as `$mem_v2`: a vendor flow maps
+        // them to block RAM), then the fine stage without `memory_map` (which would turn the buffers into
+        // flip-flops): techmap and ABC for the logic.
+        let script = format!(
+            "read_verilog {v}; hierarchy -top {top}; synth -top {top} -run :fine; tee -q -o {c} stat; \
+             opt -fast -full; techmap; opt -fast; abc -fast; opt -fast; tee -q -o {f} stat",
+            v = path.display(),
+            c = coarse.display(),
+            f = fine.display()
+        );
+        let start = std::time::Instant::now();
+        let out = Command::new(&yosys).args(["-q", "-p", &script]).output().expect("run yosys");
+        assert!(out.status.success(), "yosys failed on {top}:\n{}", String::from_utf8_lossy(&out.stderr));
+        let coarse = std::fs::read_to_string(coarse).expect("coarse stat");
+        let fine = std::fs::read_to_string(fine).expect("stat");
+        let (_, multipliers) = parse_hierarchy_stat(&coarse, |k| k == "$mul" || k == "$macc");
+        let (cells, flip_flops) = parse_hierarchy_stat(&fine, |k| k.contains("DFF"));
+        let (_, latches) = parse_hierarchy_stat(&fine, |k| k.contains("DLATCH"));
+        let (_, memories) = parse_hierarchy_stat(&fine, |k| k.starts_with("$mem"));
+        let s = SynthStats { cells, flip_flops, latches, multipliers, memories };
+        println!("{top}: yosys synth in {:.1?}: {s:?}", start.elapsed());
+        assert_eq!(s.memories, expected_memories(&cfg), "every buffer bank is inferred as a memory: {s:?}");
+        assert!(s.multipliers >= (cfg.rows * cfg.cols) as u64, "at least one multiplier per PE: {s:?}");
+        assert_eq!(s.latches, 0, "no latches");
+        assert!(s.flip_flops > 0 && s.cells > s.flip_flops, "{s:?}");
+    }
+}
+
+/// [`parse_stat`] over the totals of a hierarchical `stat` (the section after `=== design hierarchy ===`).
+fn parse_hierarchy_stat(stat: &str, pick: impl Fn(&str) -> bool) -> (u64, u64) {
+    let totals = stat.split("=== design hierarchy ===").nth(1).unwrap_or(stat);
+    parse_stat(totals, pick)
 }

@@ -195,12 +195,19 @@ fn hdl_export_writes_verilog_with_its_configuration_and_waivers() {
         "--waivers",
         vlt.to_str().unwrap(),
     ]);
-    assert!(out.contains("systole_array_4x4_msfp16"), "{out}");
+    assert!(out.contains("systole_engine_4x4_msfp16"), "{out}");
     let verilog = std::fs::read_to_string(&v).unwrap();
-    assert!(verilog.contains("module systole_array_4x4_msfp16"), "the top module is named for the configuration");
+    assert!(verilog.contains("module systole_engine_4x4_msfp16"), "the top module is named for the configuration");
+    assert!(verilog.contains("bar_rd_data") && verilog.contains("load_dma$rd_req_valid"), "the engine's ports");
     assert!(verilog.starts_with("//"), "the file starts with its header");
     assert!(verilog.contains("tiny") || verilog.contains("4x4"), "the header records the configuration");
     assert!(std::fs::read_to_string(&vlt).unwrap().contains("lint_off"), "the waivers are a Verilator control file");
+    // The array alone, for a shape the whole engine is not built for.
+    let array = dir.path().join("array.v");
+    let out = systole_ok(&["hdl", "export", "--config", "8x8", "--part", "array", "-o", array.to_str().unwrap()]);
+    assert!(out.contains("systole_array_8x8_msfp16"), "{out}");
+    let err = systole_err(&["hdl", "export", "--config", "8x8", "-o", array.to_str().unwrap()]);
+    assert!(err.contains("engine_top!"), "the engine is refused with what to add: {err}");
     // An array size that is not stamped out is refused with what to do about it, and writes nothing.
     let missing = dir.path().join("no.v");
     let err = systole_err(&["hdl", "export", "--config", "4x8", "-o", missing.to_str().unwrap()]);
