@@ -86,8 +86,10 @@ pub fn header(cfg: &EngineConfig, g: &ArrayGeometry, part: Part) -> String {
         h.push('\n');
     };
     let what = match part {
-        Part::Engine => "the systole BFP inference engine (BAR0 registers, fetch/decode, LOAD/GEMM/POST/STORE \
-                         units, on-chip buffers, weight-stationary systolic array)",
+        Part::Engine => {
+            "the systole BFP inference engine (BAR0 registers, fetch/decode, LOAD/GEMM/POST/STORE \
+                         units, on-chip buffers, weight-stationary systolic array)"
+        }
         Part::Array => "the systole weight-stationary BFP systolic array with its accumulator adders",
     };
     line(format!("{}: {what}.", top_module_name(cfg, part)));
@@ -123,10 +125,18 @@ pub fn header(cfg: &EngineConfig, g: &ArrayGeometry, part: Part) -> String {
                 cfg.dma_latency,
                 cfg.queue_depth
             ));
-            line("Ports: BAR0 (bar_*, irq; register map: docs/architecture.md), memory channels fetch, load_dma and".into());
-            line("store_dma (protocol: docs/hardware.md, \"The memory port\"). Timing: arch::timing (cycle model).".into());
+            line(
+                "Ports: BAR0 (bar_*, irq; register map: docs/architecture.md), memory channels fetch, load_dma and"
+                    .into(),
+            );
+            line(
+                "store_dma (protocol: docs/hardware.md, \"The memory port\"). Timing: arch::timing (cycle model)."
+                    .into(),
+            );
         }
-        Part::Array => line("Interface timing and semantics: docs/hardware.md and the hdl crate's array module.".into()),
+        Part::Array => {
+            line("Interface timing and semantics: docs/hardware.md and the hdl crate's array module.".into())
+        }
     }
     h
 }

@@ -17,10 +17,11 @@
 //! * [`accum`]: the **accumulator adder**, `arch::accum::accumulate` in RTL (exact sum, one nearest-even
 //!   rounding with an unbounded exponent, flush below `2^−126`, saturation at `±f32::MAX`), pipelined to the
 //!   configuration's `acc_latency`.
-//! * [`export`]: **Verilog export** of the array and its adders as one top module named
-//!   `systole_array_<R>x<C>_<format>` ([`export::export_verilog`]), with a header recording the configuration
-//!   and [`export::GENERATOR_VERSION`]; it passes `verilator --lint-only -Wall` with the waivers of
-//!   [`export::verilator_waivers`] (each justified there) and Yosys `synth` (the `export` tests).
+//! * [`export`]: **Verilog export** of the whole engine (`systole_engine_<R>x<C>_<format>`) or of the array
+//!   and its adders alone (`systole_array_…`) as one top module ([`export::export_verilog`]), with a header
+//!   recording the configuration and [`export::GENERATOR_VERSION`]; it passes `verilator --lint-only -Wall`
+//!   with the waivers of [`export::verilator_waivers`] (each justified there) and Yosys synthesis (the
+//!   `export` tests).
 //! * [`tile`] and [`harness`]: running GEMM tiles through the simulated array cycle by cycle, on the cycle
 //!   model's schedule; [`signed`]: the sign-extending cast rust-hdl lacks.
 //!
@@ -46,11 +47,13 @@
 //!   accumulator-port rule, FINISH, errors with their instruction index; and the BAR0 register file with its
 //!   counters and interrupt.
 //!
-//! ## Still to come (the rest of issue 4)
+//! ## The whole engine
 //!
-//! The engine's top level wiring these units to the buffers and the array, its Verilog export, and
-//! instruction streams through the whole engine compared with the golden model; then its co-simulation with
-//! Verilator (the `sim` crate).
+//! [`engine`]: the front end, the four stage units, the four buffers and the array wired together, with
+//! BAR0 and three memory channels as its ports ([`engine::build_engine`] for a preset). The `engine` tests
+//! run whole programs (tiled layer programs of `arch::program`, a convolution using every opcode, failing
+//! programs and recovery) submitted through BAR0 and compare host memory, every buffer entry, every counter
+//! and the interrupt's cycle with the golden model. Its co-simulation with Verilator is the `sim` crate's.
 
 //! ## rust-hdl 0.46, as used here
 //! `#[hdl_gen]` kernels have no `let` (intermediates are `Local` signals); index expressions into arrays of
