@@ -3,8 +3,8 @@
 //! array"). This is what a board's top level instantiates and what the `sim` crate verilates.
 //!
 //! # Ports
-//! * **BAR0**: `bar_wr_*`, `bar_rd_*` (data the cycle after the strobe) and `irq`, the register map of
-//!   `arch::regs` ([`crate::regfile`]).
+//! * **BAR0**: `bar` ([`crate::regfile::BarPort`]: writes, and reads with their data the cycle after the
+//!   strobe) and `irq`, the register map of `arch::regs` ([`crate::regfile`]).
 //! * **Memory**: three channels of the memory-port protocol ([`crate::dma`]): `fetch` (instruction fetch,
 //!   read), `load_dma` (the LOAD unit, read) and `store_dma` (the STORE unit, write). A bridge to AXI4 or
 //!   XDMA adapts them; the test benches serve them from [`crate::dma::HostMemory`].
@@ -54,18 +54,8 @@ macro_rules! engine_top {
             pub clock: Signal<In, Clock>,
             /// Power-on reset (synchronous): clears the registers and every unit.
             pub reset: Signal<In, Bit>,
-            /// BAR0 write strobe.
-            pub bar_wr_en: Signal<In, Bit>,
-            /// BAR0 write byte offset.
-            pub bar_wr_addr: Signal<In, Bits<12>>,
-            /// BAR0 write data.
-            pub bar_wr_data: Signal<In, Bits<32>>,
-            /// BAR0 read strobe.
-            pub bar_rd_en: Signal<In, Bit>,
-            /// BAR0 read byte offset.
-            pub bar_rd_addr: Signal<In, Bits<12>>,
-            /// BAR0 read data (the cycle after the strobe).
-            pub bar_rd_data: Signal<Out, Bits<32>>,
+            /// BAR0: register writes and reads (data the cycle after the read strobe).
+            pub bar: $crate::regfile::BarPort,
             /// Interrupt (level, `IRQ_STATUS & IRQ_ENABLE`).
             pub irq: Signal<Out, Bit>,
             /// Instruction fetch: read channel.
@@ -112,12 +102,7 @@ macro_rules! engine_top {
                 Ok(Box::new(Self {
                     clock: Default::default(),
                     reset: Default::default(),
-                    bar_wr_en: Default::default(),
-                    bar_wr_addr: Default::default(),
-                    bar_wr_data: Default::default(),
-                    bar_rd_en: Default::default(),
-                    bar_rd_addr: Default::default(),
-                    bar_rd_data: Default::default(),
+                    bar: Default::default(),
                     irq: Default::default(),
                     fetch: Default::default(),
                     load_dma: Default::default(),
@@ -173,18 +158,9 @@ macro_rules! engine_top {
                 self.store.reset.next = self.front.engine_reset.val();
 
                 // BAR0 and the fetch channel.
-                self.front.bar_wr_en.next = self.bar_wr_en.val();
-                self.front.bar_wr_addr.next = self.bar_wr_addr.val();
-                self.front.bar_wr_data.next = self.bar_wr_data.val();
-                self.front.bar_rd_en.next = self.bar_rd_en.val();
-                self.front.bar_rd_addr.next = self.bar_rd_addr.val();
-                self.bar_rd_data.next = self.front.bar_rd_data.val();
+                $crate::regfile::BarPort::link(&mut self.bar, &mut self.front.bar);
                 self.irq.next = self.front.irq.val();
-                self.fetch.rd_req_valid.next = self.front.fetch_req_valid.val();
-                self.fetch.rd_req_addr.next = self.front.fetch_req_addr.val();
-                self.fetch.rd_req_len.next = self.front.fetch_req_len.val();
-                self.front.fetch_beat_valid.next = self.fetch.rd_beat_valid.val();
-                self.front.fetch_beat_data.next = self.fetch.rd_beat_data.val();
+                $crate::dma::DmaReadPort::<W>::link(&mut self.fetch, &mut self.front.fetch);
 
                 // The load stage (0): LOAD.
                 self.load.start.next = self.front.stage_start[0].val();
@@ -194,11 +170,7 @@ macro_rules! engine_top {
                 self.front.stage_done[0].next = self.load.done.val();
                 self.front.stage_error[0].next = self.load.error.val();
                 self.front.stage_error_code[0].next = self.load.error_code.val();
-                self.load_dma.rd_req_valid.next = self.load.dma.rd_req_valid.val();
-                self.load_dma.rd_req_addr.next = self.load.dma.rd_req_addr.val();
-                self.load_dma.rd_req_len.next = self.load.dma.rd_req_len.val();
-                self.load.dma.rd_beat_valid.next = self.load_dma.rd_beat_valid.val();
-                self.load.dma.rd_beat_data.next = self.load_dma.rd_beat_data.val();
+                $crate::dma::DmaReadPort::<W>::link(&mut self.load_dma, &mut self.load.dma);
 
                 // The compute stage (1): GEMM (opcode 1) or POST (opcode 2), told apart by opcode bit 0.
                 self.gemm.start.next = self.front.stage_start[1].val() & self.front.stage_inst[1].val().get_bit(0);
@@ -220,10 +192,7 @@ macro_rules! engine_top {
                 self.front.stage_done[2].next = self.store.done.val();
                 self.front.stage_error[2].next = self.store.error.val();
                 self.front.stage_error_code[2].next = self.store.error_code.val();
-                self.store_dma.wr_valid.next = self.store.dma.wr_valid.val();
-                self.store_dma.wr_addr.next = self.store.dma.wr_addr.val();
-                self.store_dma.wr_len.next = self.store.dma.wr_len.val();
-                self.store_dma.wr_data.next = self.store.dma.wr_data.val();
+                $crate::dma::DmaWritePort::<W>::link(&mut self.store_dma, &mut self.store.dma);
 
                 // Saturated additions of this cycle.
                 self.gemm_sat.next = bit_cast::<16, 8>(self.gemm.sat_count.val());

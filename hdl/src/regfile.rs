@@ -3,8 +3,9 @@
 //! front end.
 //!
 //! # Access
-//! 32-bit registers: a write is `bar_wr_en` with `bar_wr_addr` (byte offset, `Bits<12>`) and `bar_wr_data`
-//! in one cycle; a read is `bar_rd_en` with `bar_rd_addr`, its value on `bar_rd_data` in the next cycle.
+//! 32-bit registers on [`BarPort`] `bar`: a write is `bar.wr_en` with `bar.wr_addr` (byte offset, `Bits<12>`)
+//! and `bar.wr_data` in one cycle; a read is `bar.rd_en` with `bar.rd_addr`, its value on `bar.rd_data` in the
+//! next cycle.
 //! Unlisted offsets read as zero and ignore writes. Offsets, the configuration words
 //! ([`arch::regs::encode_config`]), bits and error codes all come from `arch::regs`.
 //!
@@ -32,6 +33,7 @@ use arch::EngineConfig;
 use rust_hdl::prelude::*;
 
 use crate::control::{Control, STAGES};
+use crate::dma::DmaReadPort;
 use crate::HdlError;
 
 /// The 64-bit counters, in register-map order (`CYCLES_LO` + 8·i is counter i's low half).
@@ -46,6 +48,24 @@ pub const COUNTERS: [(u32, u32); 8] = [
     (regs::STORE_BUSY_LO, regs::STORE_BUSY_HI),
 ];
 
+/// The host's port into BAR0: 32-bit register writes and reads at byte offsets (see the module documentation
+/// for the timing). The register file, the front end and the engine all expose it under the name `bar`.
+#[derive(LogicInterface, Default)]
+pub struct BarPort {
+    /// Write strobe.
+    pub wr_en: Signal<In, Bit>,
+    /// Write byte offset.
+    pub wr_addr: Signal<In, Bits<12>>,
+    /// Write data.
+    pub wr_data: Signal<In, Bits<32>>,
+    /// Read strobe.
+    pub rd_en: Signal<In, Bit>,
+    /// Read byte offset.
+    pub rd_addr: Signal<In, Bits<12>>,
+    /// Read data, the cycle after `rd_en`.
+    pub rd_data: Signal<Out, Bits<32>>,
+}
+
 /// The BAR0 register file (see the [module documentation](self)).
 #[derive(LogicBlock)]
 pub struct RegFile {
@@ -53,18 +73,8 @@ pub struct RegFile {
     pub clock: Signal<In, Clock>,
     /// Power-on reset: clears every register.
     pub reset: Signal<In, Bit>,
-    /// BAR write strobe.
-    pub bar_wr_en: Signal<In, Bit>,
-    /// BAR write byte offset.
-    pub bar_wr_addr: Signal<In, Bits<12>>,
-    /// BAR write data.
-    pub bar_wr_data: Signal<In, Bits<32>>,
-    /// BAR read strobe.
-    pub bar_rd_en: Signal<In, Bit>,
-    /// BAR read byte offset.
-    pub bar_rd_addr: Signal<In, Bits<12>>,
-    /// BAR read data, the cycle after `bar_rd_en`.
-    pub bar_rd_data: Signal<Out, Bits<32>>,
+    /// BAR0.
+    pub bar: BarPort,
     /// Interrupt: `IRQ_STATUS & IRQ_ENABLE` is not zero.
     pub irq: Signal<Out, Bit>,
     /// To the control and the units: reset (the `reset` input or `CTRL.RESET`).
@@ -234,12 +244,7 @@ impl RegFile {
         Ok(Self {
             clock: Default::default(),
             reset: Default::default(),
-            bar_wr_en: Default::default(),
-            bar_wr_addr: Default::default(),
-            bar_wr_data: Default::default(),
-            bar_rd_en: Default::default(),
-            bar_rd_addr: Default::default(),
-            bar_rd_data: Default::default(),
+            bar: Default::default(),
             irq: Default::default(),
             engine_reset: Default::default(),
             doorbell: Default::default(),
@@ -395,36 +400,36 @@ impl Logic for RegFile {
         // ---- Writes.
         self.soft_reset.next = false;
         self.doorbell.next = false;
-        self.wr_sel.next = self.bar_wr_addr.val();
-        if self.bar_wr_en.val() {
+        self.wr_sel.next = self.bar.wr_addr.val();
+        if self.bar.wr_en.val() {
             if self.wr_sel.val() == self.k_ctrl.val() {
-                self.soft_reset.next = (self.bar_wr_data.val() & self.k_ctrl_reset.val()).any();
+                self.soft_reset.next = (self.bar.wr_data.val() & self.k_ctrl_reset.val()).any();
             }
             if self.wr_sel.val() == self.k_irq_enable.val() {
-                self.irq_enable.d.next = self.bar_wr_data.val().get_bits::<2>(0);
+                self.irq_enable.d.next = self.bar.wr_data.val().get_bits::<2>(0);
             }
             if self.wr_sel.val() == self.k_dma_base_lo.val() {
-                self.dma_base_lo.d.next = self.bar_wr_data.val();
+                self.dma_base_lo.d.next = self.bar.wr_data.val();
             }
             if self.wr_sel.val() == self.k_dma_base_hi.val() {
-                self.dma_base_hi.d.next = self.bar_wr_data.val();
+                self.dma_base_hi.d.next = self.bar.wr_data.val();
             }
             if self.wr_sel.val() == self.k_dma_size.val() {
-                self.dma_size_r.d.next = self.bar_wr_data.val();
+                self.dma_size_r.d.next = self.bar.wr_data.val();
             }
             if self.wr_sel.val() == self.k_cq_base.val() {
-                self.cq_base_r.d.next = self.bar_wr_data.val();
+                self.cq_base_r.d.next = self.bar.wr_data.val();
             }
             if self.wr_sel.val() == self.k_cq_size.val() {
-                self.cq_size_r.d.next = self.bar_wr_data.val();
+                self.cq_size_r.d.next = self.bar.wr_data.val();
             }
             if (self.wr_sel.val() == self.k_doorbell.val()) & !self.busy.val() & !self.errored.val() {
-                self.tail_r.d.next = self.bar_wr_data.val();
+                self.tail_r.d.next = self.bar.wr_data.val();
                 self.doorbell.next = true;
             }
         }
         self.engine_reset.next = self.reset.val() | self.soft_reset.val();
-        self.tail.next = self.bar_wr_data.val();
+        self.tail.next = self.bar.wr_data.val();
         self.dma_base.next =
             (bit_cast::<64, 32>(self.dma_base_hi.q.val()) << 32) | bit_cast::<64, 32>(self.dma_base_lo.q.val());
         self.dma_size.next = self.dma_size_r.q.val();
@@ -432,8 +437,8 @@ impl Logic for RegFile {
         self.cq_size.next = self.cq_size_r.q.val();
 
         // ---- Interrupts: set by the control's events, cleared by writing ones.
-        if self.bar_wr_en.val() & (self.wr_sel.val() == self.k_irq_status.val()) {
-            self.irq_status.d.next = self.irq_status.q.val() & !self.bar_wr_data.val().get_bits::<2>(0);
+        if self.bar.wr_en.val() & (self.wr_sel.val() == self.k_irq_status.val()) {
+            self.irq_status.d.next = self.irq_status.q.val() & !self.bar.wr_data.val().get_bits::<2>(0);
         }
         if self.finished.val() {
             self.irq_status.d.next = self.irq_status.d.val() | self.k_irq_done.val();
@@ -521,77 +526,77 @@ impl Logic for RegFile {
             self.status.next = self.status.val() | self.k_error_bit.val();
         }
         self.rd_value.next = 0.into();
-        if self.bar_rd_addr.val() == self.k_id_off.val() {
+        if self.bar.rd_addr.val() == self.k_id_off.val() {
             self.rd_value.next = self.k_id.val();
         }
-        if self.bar_rd_addr.val() == self.k_version_off.val() {
+        if self.bar.rd_addr.val() == self.k_version_off.val() {
             self.rd_value.next = self.k_version.val();
         }
         for i in 0..5 {
-            if self.bar_rd_addr.val() == self.k_config_off[i].val() {
+            if self.bar.rd_addr.val() == self.k_config_off[i].val() {
                 self.rd_value.next = self.k_config[i].val();
             }
         }
-        if self.bar_rd_addr.val() == self.k_status.val() {
+        if self.bar.rd_addr.val() == self.k_status.val() {
             self.rd_value.next = self.status.val();
         }
-        if self.bar_rd_addr.val() == self.k_error_code.val() {
+        if self.bar.rd_addr.val() == self.k_error_code.val() {
             self.rd_value.next = bit_cast::<32, 4>(self.error_code.val());
         }
-        if self.bar_rd_addr.val() == self.k_error_pc.val() {
+        if self.bar.rd_addr.val() == self.k_error_pc.val() {
             self.rd_value.next = self.error_pc.val();
         }
-        if self.bar_rd_addr.val() == self.k_irq_enable.val() {
+        if self.bar.rd_addr.val() == self.k_irq_enable.val() {
             self.rd_value.next = bit_cast::<32, 2>(self.irq_enable.q.val());
         }
-        if self.bar_rd_addr.val() == self.k_irq_status.val() {
+        if self.bar.rd_addr.val() == self.k_irq_status.val() {
             self.rd_value.next = bit_cast::<32, 2>(self.irq_status.q.val());
         }
-        if self.bar_rd_addr.val() == self.k_dma_base_lo.val() {
+        if self.bar.rd_addr.val() == self.k_dma_base_lo.val() {
             self.rd_value.next = self.dma_base_lo.q.val();
         }
-        if self.bar_rd_addr.val() == self.k_dma_base_hi.val() {
+        if self.bar.rd_addr.val() == self.k_dma_base_hi.val() {
             self.rd_value.next = self.dma_base_hi.q.val();
         }
-        if self.bar_rd_addr.val() == self.k_dma_size.val() {
+        if self.bar.rd_addr.val() == self.k_dma_size.val() {
             self.rd_value.next = self.dma_size_r.q.val();
         }
-        if self.bar_rd_addr.val() == self.k_cq_base.val() {
+        if self.bar.rd_addr.val() == self.k_cq_base.val() {
             self.rd_value.next = self.cq_base_r.q.val();
         }
-        if self.bar_rd_addr.val() == self.k_cq_size.val() {
+        if self.bar.rd_addr.val() == self.k_cq_size.val() {
             self.rd_value.next = self.cq_size_r.q.val();
         }
-        if self.bar_rd_addr.val() == self.k_cq_head.val() {
+        if self.bar.rd_addr.val() == self.k_cq_head.val() {
             self.rd_value.next = self.cq_head.val();
         }
-        if self.bar_rd_addr.val() == self.k_doorbell.val() {
+        if self.bar.rd_addr.val() == self.k_doorbell.val() {
             self.rd_value.next = self.tail_r.q.val();
         }
-        if self.bar_rd_addr.val() == self.k_saturations.val() {
+        if self.bar.rd_addr.val() == self.k_saturations.val() {
             self.rd_value.next = self.saturations.q.val();
         }
         // Counters: LO returns the low half and latches the high half; HI returns the latch.
         self.in_counters.next =
-            (self.bar_rd_addr.val() >= self.k_counters.val()) & (self.bar_rd_addr.val() < self.k_counters_end.val());
-        self.cnt_sel.next = bit_cast::<8, 12>((self.bar_rd_addr.val() - self.k_counters.val()) >> 3);
+            (self.bar.rd_addr.val() >= self.k_counters.val()) & (self.bar.rd_addr.val() < self.k_counters_end.val());
+        self.cnt_sel.next = bit_cast::<8, 12>((self.bar.rd_addr.val() - self.k_counters.val()) >> 3);
         self.cnt_oh.next = self.k_one8.val() << self.cnt_sel.val();
         for i in 0..8 {
             if self.in_counters.val() & self.cnt_oh.val().get_bit(i) {
-                if self.bar_rd_addr.val().get_bit(2) {
+                if self.bar.rd_addr.val().get_bit(2) {
                     self.rd_value.next = self.latches[i].q.val();
                 } else {
                     self.rd_value.next = self.counters[i].q.val().get_bits::<32>(0);
-                    if self.bar_rd_en.val() {
+                    if self.bar.rd_en.val() {
                         self.latches[i].d.next = self.counters[i].q.val().get_bits::<32>(32);
                     }
                 }
             }
         }
-        if self.bar_rd_en.val() {
+        if self.bar.rd_en.val() {
             self.rd_data.d.next = self.rd_value.val();
         }
-        self.bar_rd_data.next = self.rd_data.q.val();
+        self.bar.rd_data.next = self.rd_data.q.val();
 
         // ---- Reset: CTRL.RESET clears the counters; the reset input everything.
         if self.soft_reset.val() | self.reset.val() {
@@ -629,18 +634,8 @@ pub struct ControlRegs<const W: usize, const F: usize> {
     pub clock: Signal<In, Clock>,
     /// Power-on reset.
     pub reset: Signal<In, Bit>,
-    /// BAR write strobe.
-    pub bar_wr_en: Signal<In, Bit>,
-    /// BAR write byte offset.
-    pub bar_wr_addr: Signal<In, Bits<12>>,
-    /// BAR write data.
-    pub bar_wr_data: Signal<In, Bits<32>>,
-    /// BAR read strobe.
-    pub bar_rd_en: Signal<In, Bit>,
-    /// BAR read byte offset.
-    pub bar_rd_addr: Signal<In, Bits<12>>,
-    /// BAR read data (the cycle after the strobe).
-    pub bar_rd_data: Signal<Out, Bits<32>>,
+    /// BAR0.
+    pub bar: BarPort,
     /// Interrupt.
     pub irq: Signal<Out, Bit>,
     /// Reset for the stage units (`reset` or `CTRL.RESET`).
@@ -649,16 +644,8 @@ pub struct ControlRegs<const W: usize, const F: usize> {
     pub dma_base: Signal<Out, Bits<64>>,
     /// `DMA_SIZE` (for the LOAD and STORE units' window checks).
     pub dma_size: Signal<Out, Bits<32>>,
-    /// Fetch channel: read request.
-    pub fetch_req_valid: Signal<Out, Bit>,
-    /// Fetch channel: request IOVA.
-    pub fetch_req_addr: Signal<Out, Bits<64>>,
-    /// Fetch channel: request bytes.
-    pub fetch_req_len: Signal<Out, Bits<32>>,
-    /// Fetch channel: beat valid.
-    pub fetch_beat_valid: Signal<In, Bit>,
-    /// Fetch channel: beat data.
-    pub fetch_beat_data: Signal<In, Bits<W>>,
+    /// The instruction-fetch read channel.
+    pub fetch: DmaReadPort<W>,
     /// Per stage: start pulse.
     pub stage_start: Vec<Signal<Out, Bit>>,
     /// Per stage: the instruction started.
@@ -684,21 +671,12 @@ impl<const W: usize, const F: usize> ControlRegs<W, F> {
         Ok(Self {
             clock: Default::default(),
             reset: Default::default(),
-            bar_wr_en: Default::default(),
-            bar_wr_addr: Default::default(),
-            bar_wr_data: Default::default(),
-            bar_rd_en: Default::default(),
-            bar_rd_addr: Default::default(),
-            bar_rd_data: Default::default(),
+            bar: Default::default(),
             irq: Default::default(),
             engine_reset: Default::default(),
             dma_base: Default::default(),
             dma_size: Default::default(),
-            fetch_req_valid: Default::default(),
-            fetch_req_addr: Default::default(),
-            fetch_req_len: Default::default(),
-            fetch_beat_valid: Default::default(),
-            fetch_beat_data: Default::default(),
+            fetch: Default::default(),
             stage_start: v(STAGES),
             stage_inst: v(STAGES),
             stage_done: v(STAGES),
@@ -717,12 +695,7 @@ impl<const W: usize, const F: usize> Logic for ControlRegs<W, F> {
         self.regs.clock.next = self.clock.val();
         self.control.clock.next = self.clock.val();
         self.regs.reset.next = self.reset.val();
-        self.regs.bar_wr_en.next = self.bar_wr_en.val();
-        self.regs.bar_wr_addr.next = self.bar_wr_addr.val();
-        self.regs.bar_wr_data.next = self.bar_wr_data.val();
-        self.regs.bar_rd_en.next = self.bar_rd_en.val();
-        self.regs.bar_rd_addr.next = self.bar_rd_addr.val();
-        self.bar_rd_data.next = self.regs.bar_rd_data.val();
+        BarPort::link(&mut self.bar, &mut self.regs.bar);
         self.irq.next = self.regs.irq.val();
         self.engine_reset.next = self.regs.engine_reset.val();
         self.dma_base.next = self.regs.dma_base.val();
@@ -746,11 +719,11 @@ impl<const W: usize, const F: usize> Logic for ControlRegs<W, F> {
         self.regs.cq_head.next = self.control.cq_head.val();
         self.regs.retired.next = self.control.retired.val();
         // Fetch channel.
-        self.fetch_req_valid.next = self.control.fetch_req_valid.val();
-        self.fetch_req_addr.next = self.control.fetch_req_addr.val();
-        self.fetch_req_len.next = self.control.fetch_req_len.val();
-        self.control.fetch_beat_valid.next = self.fetch_beat_valid.val();
-        self.control.fetch_beat_data.next = self.fetch_beat_data.val();
+        self.fetch.rd_req_valid.next = self.control.fetch_req_valid.val();
+        self.fetch.rd_req_addr.next = self.control.fetch_req_addr.val();
+        self.fetch.rd_req_len.next = self.control.fetch_req_len.val();
+        self.control.fetch_beat_valid.next = self.fetch.rd_beat_valid.val();
+        self.control.fetch_beat_data.next = self.fetch.rd_beat_data.val();
         // Stages.
         for s in 0..3 {
             self.stage_start[s].next = self.control.stage_start[s].val();

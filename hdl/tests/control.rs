@@ -699,8 +699,8 @@ impl Front {
         if beat.is_some() {
             self.beats.pop_front();
         }
-        h.uut.fetch_beat_valid.next = beat.is_some();
-        h.uut.fetch_beat_data.next = beat.unwrap_or_default();
+        h.uut.fetch.rd_beat_valid.next = beat.is_some();
+        h.uut.fetch.rd_beat_data.next = beat.unwrap_or_default();
         for s in 0..STAGES {
             h.uut.stage_done[s].next = self.ends[s] == Some(t + 1);
             h.uut.stage_error[s].next = false;
@@ -710,9 +710,9 @@ impl Front {
         h.uut.sat_count.next = if computing { self.sat_per_cycle.into() } else { 0.into() };
         self.sat_total += if computing { self.sat_per_cycle } else { 0 };
         h.settle();
-        if h.uut.fetch_req_valid.val() {
-            let off = (h.uut.fetch_req_addr.val().to_u64() - DMA_BASE) as usize;
-            let len = h.uut.fetch_req_len.val().to_u64() as usize;
+        if h.uut.fetch.rd_req_valid.val() {
+            let off = (h.uut.fetch.rd_req_addr.val().to_u64() - DMA_BASE) as usize;
+            let len = h.uut.fetch.rd_req_len.val().to_u64() as usize;
             let first = (t + l).max(self.stream_free);
             let n = len.div_ceil(b);
             for k in 0..n {
@@ -742,19 +742,19 @@ impl Front {
     }
 
     fn write(&mut self, addr: u32, data: u32) {
-        self.h.uut.bar_wr_en.next = true;
-        self.h.uut.bar_wr_addr.next = (addr as u64).into();
-        self.h.uut.bar_wr_data.next = (data as u64).into();
+        self.h.uut.bar.wr_en.next = true;
+        self.h.uut.bar.wr_addr.next = (addr as u64).into();
+        self.h.uut.bar.wr_data.next = (data as u64).into();
         self.step();
-        self.h.uut.bar_wr_en.next = false;
+        self.h.uut.bar.wr_en.next = false;
     }
 
     fn read(&mut self, addr: u32) -> u32 {
-        self.h.uut.bar_rd_en.next = true;
-        self.h.uut.bar_rd_addr.next = (addr as u64).into();
+        self.h.uut.bar.rd_en.next = true;
+        self.h.uut.bar.rd_addr.next = (addr as u64).into();
         self.step();
-        self.h.uut.bar_rd_en.next = false;
-        self.h.uut.bar_rd_data.val().to_u64() as u32
+        self.h.uut.bar.rd_en.next = false;
+        self.h.uut.bar.rd_data.val().to_u64() as u32
     }
 
     fn read64(&mut self, lo: u32, hi: u32) -> u64 {

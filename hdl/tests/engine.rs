@@ -111,19 +111,19 @@ macro_rules! bench {
             }
 
             fn write(&mut self, addr: u32, data: u32) {
-                self.h.uut.bar_wr_en.next = true;
-                self.h.uut.bar_wr_addr.next = (addr as u64).into();
-                self.h.uut.bar_wr_data.next = (data as u64).into();
+                self.h.uut.bar.wr_en.next = true;
+                self.h.uut.bar.wr_addr.next = (addr as u64).into();
+                self.h.uut.bar.wr_data.next = (data as u64).into();
                 self.step();
-                self.h.uut.bar_wr_en.next = false;
+                self.h.uut.bar.wr_en.next = false;
             }
 
             fn read(&mut self, addr: u32) -> u32 {
-                self.h.uut.bar_rd_en.next = true;
-                self.h.uut.bar_rd_addr.next = (addr as u64).into();
+                self.h.uut.bar.rd_en.next = true;
+                self.h.uut.bar.rd_addr.next = (addr as u64).into();
                 self.step();
-                self.h.uut.bar_rd_en.next = false;
-                self.h.uut.bar_rd_data.val().to_u64() as u32
+                self.h.uut.bar.rd_en.next = false;
+                self.h.uut.bar.rd_data.val().to_u64() as u32
             }
 
             fn read64(&mut self, (lo, hi): (u32, u32)) -> u64 {

@@ -81,7 +81,7 @@ fn the_engine_exports_with_its_ports_and_buffers_in_the_header() {
     assert!(text.contains(&format!("systole hdl {GENERATOR_VERSION}")) && text.contains("tiny"), "{text}");
     assert!(text.contains("ACT 1024, WGT 1024, ACC 4096, OUT 512"), "{text}");
     let ports = v.lines().find(|l| l.starts_with(&format!("module {top}("))).expect("the top module");
-    for port in ["bar_wr_en", "bar_rd_data", "irq", "fetch$rd_req_addr", "load_dma$rd_beat_data", "store_dma$wr_data"] {
+    for port in ["bar$wr_en", "bar$rd_data", "irq", "fetch$rd_req_addr", "load_dma$rd_beat_data", "store_dma$wr_data"] {
         assert!(ports.contains(port), "the engine has port {port}: {ports}");
     }
     let modules = v.lines().filter(|l| l.starts_with("module ")).count();

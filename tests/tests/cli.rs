@@ -198,7 +198,7 @@ fn hdl_export_writes_verilog_with_its_configuration_and_waivers() {
     assert!(out.contains("systole_engine_4x4_msfp16"), "{out}");
     let verilog = std::fs::read_to_string(&v).unwrap();
     assert!(verilog.contains("module systole_engine_4x4_msfp16"), "the top module is named for the configuration");
-    assert!(verilog.contains("bar_rd_data") && verilog.contains("load_dma$rd_req_valid"), "the engine's ports");
+    assert!(verilog.contains("bar$rd_data") && verilog.contains("load_dma$rd_req_valid"), "the engine's ports");
     assert!(verilog.starts_with("//"), "the file starts with its header");
     assert!(verilog.contains("tiny") || verilog.contains("4x4"), "the header records the configuration");
     assert!(std::fs::read_to_string(&vlt).unwrap().contains("lint_off"), "the waivers are a Verilator control file");
