@@ -524,18 +524,16 @@ fn convolution_program(cfg: &EngineConfig, rng: &mut ChaCha8Rng) -> (Vec<Instruc
     (program, window)
 }
 
+/// `tiny` with small buffers, so that layers are cut into several double-buffered tiles and chunks.
+fn small_buffers() -> EngineConfig {
+    EngineConfig { act_entries: 64, wgt_entries: 64, acc_entries: 256, out_entries: 32, ..EngineConfig::tiny() }
+}
+
 #[test]
 fn layer_programs_match_the_golden_model_bit_for_bit() {
     big_stack(|| {
         let mut rng = ChaCha8Rng::seed_from_u64(41);
-        // Small buffers, so that the layers are cut into several double-buffered tiles and chunks.
-        let cfg = EngineConfig {
-            act_entries: 64,
-            wgt_entries: 64,
-            acc_entries: 256,
-            out_entries: 32,
-            ..EngineConfig::tiny()
-        };
+        let cfg = small_buffers();
         let mut bench = Bench::new(&cfg);
         let mut golden = Engine::new(cfg);
         for i in 0..8 {
@@ -575,13 +573,7 @@ fn the_16x16_engine_runs_a_layer_bit_for_bit() {
 fn errors_stop_at_the_golden_index_and_reset_recovers() {
     big_stack(|| {
         let mut rng = ChaCha8Rng::seed_from_u64(43);
-        let cfg = EngineConfig {
-            act_entries: 64,
-            wgt_entries: 64,
-            acc_entries: 256,
-            out_entries: 32,
-            ..EngineConfig::tiny()
-        };
+        let cfg = small_buffers();
         let mut bench = Bench::new(&cfg);
         let mut golden = Engine::new(cfg);
         let (layer, window) = random_layer(&cfg, &mut rng, 4, 1, 16);

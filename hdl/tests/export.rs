@@ -162,22 +162,11 @@ fn yosys_synthesises_the_array() {
     let dir = scratch_dir("synth");
     for cfg in tool_configs() {
         let (top, path) = write_verilog(&dir, &cfg, Part::Array);
-        let coarse = dir.join(format!("{top}.coarse.txt"));
-        let fine = dir.join(format!("{top}.stat.txt"));
         // Multipliers are counted before techmapping (generic `synth` turns them into gates), everything else
         // after a full `synth` of the flattened design.
-        let script = format!(
-            "read_verilog {v}; hierarchy -top {top}; proc; flatten; opt -fast; wreduce; tee -q -o {c} stat; \
-             synth -top {top}; tee -q -o {f} stat",
-            v = path.display(),
-            c = coarse.display(),
-            f = fine.display()
-        );
         let start = std::time::Instant::now();
-        let out = Command::new(&yosys).args(["-q", "-p", &script]).output().expect("run yosys");
-        assert!(out.status.success(), "yosys failed on {top}:\n{}", String::from_utf8_lossy(&out.stderr));
-        let coarse = std::fs::read_to_string(coarse).expect("coarse stat");
-        let fine = std::fs::read_to_string(fine).expect("stat");
+        let (coarse, fine) =
+            run_yosys(&yosys, &dir, &top, &path, "proc; flatten; opt -fast; wreduce", &format!("synth -top {top}"));
         let (_, multipliers) = parse_stat(&coarse, |k| k == "$mul" || k.starts_with("$_MUL") || k == "$macc");
         let (cells, flip_flops) = parse_stat(&fine, |k| k.contains("DFF"));
         let (_, latches) = parse_stat(&fine, |k| k.contains("DLATCH"));
@@ -205,23 +194,18 @@ fn yosys_synthesises_the_engine_with_block_memories() {
     let dir = scratch_dir("synth-engine");
     for cfg in tool_configs() {
         let (top, path) = write_verilog(&dir, &cfg, Part::Engine);
-        let coarse = dir.join(format!("{top}.coarse.txt"));
-        let fine = dir.join(format!("{top}.stat.txt"));
         // Yosys's generic `synth` up to its fine stage (memories inferred, kept as `$mem_v2`: a vendor flow maps
         // them to block RAM), then the fine stage without `memory_map` (which would turn the buffers into
         // flip-flops): techmap and ABC for the logic.
-        let script = format!(
-            "read_verilog {v}; hierarchy -top {top}; synth -top {top} -run :fine; tee -q -o {c} stat; \
-             opt -fast -full; techmap; opt -fast; abc -fast; opt -fast; tee -q -o {f} stat",
-            v = path.display(),
-            c = coarse.display(),
-            f = fine.display()
-        );
         let start = std::time::Instant::now();
-        let out = Command::new(&yosys).args(["-q", "-p", &script]).output().expect("run yosys");
-        assert!(out.status.success(), "yosys failed on {top}:\n{}", String::from_utf8_lossy(&out.stderr));
-        let coarse = std::fs::read_to_string(coarse).expect("coarse stat");
-        let fine = std::fs::read_to_string(fine).expect("stat");
+        let (coarse, fine) = run_yosys(
+            &yosys,
+            &dir,
+            &top,
+            &path,
+            &format!("synth -top {top} -run :fine"),
+            "opt -fast -full; techmap; opt -fast; abc -fast; opt -fast",
+        );
         let (_, multipliers) = parse_hierarchy_stat(&coarse, |k| k == "$mul" || k == "$macc");
         let (cells, flip_flops) = parse_hierarchy_stat(&fine, |k| k.contains("DFF"));
         let (_, latches) = parse_hierarchy_stat(&fine, |k| k.contains("DLATCH"));
@@ -233,6 +217,21 @@ fn yosys_synthesises_the_engine_with_block_memories() {
         assert_eq!(s.latches, 0, "no latches");
         assert!(s.flip_flops > 0 && s.cells > s.flip_flops, "{s:?}");
     }
+}
+
+/// Runs Yosys on `path`: reads it, elaborates `top`, runs `coarse`, records `stat`, runs `fine`, records
+/// `stat` again; returns both `stat` reports (files beside the Verilog).
+fn run_yosys(yosys: &Path, dir: &Path, top: &str, path: &Path, coarse: &str, fine: &str) -> (String, String) {
+    let (c, f) = (dir.join(format!("{top}.coarse.txt")), dir.join(format!("{top}.stat.txt")));
+    let script = format!(
+        "read_verilog {v}; hierarchy -top {top}; {coarse}; tee -q -o {c} stat; {fine}; tee -q -o {f} stat",
+        v = path.display(),
+        c = c.display(),
+        f = f.display()
+    );
+    let out = Command::new(yosys).args(["-q", "-p", &script]).output().expect("run yosys");
+    assert!(out.status.success(), "yosys failed on {top}:\n{}", String::from_utf8_lossy(&out.stderr));
+    (std::fs::read_to_string(c).expect("coarse stat"), std::fs::read_to_string(f).expect("stat"))
 }
 
 /// [`parse_stat`] over the totals of a hierarchical `stat` (the section after `=== design hierarchy ===`).
