@@ -70,8 +70,11 @@ python3 -m pip install --quiet --disable-pip-version-check "${PYDEPS[@]}" ||
 # The tests that compare with PIL and onnxruntime must run here, not skip.
 export SYSTOLE_REQUIRE_PIL=1
 # The HDL lint and synthesis tests must run, not skip, wherever the tools could be installed.
+# With Verilator, the sim crate builds its verilated engine models (feature sim/verilator) and their tests run.
+FEATURES=()
 if command -v verilator >/dev/null 2>&1 && command -v yosys >/dev/null 2>&1; then
     export SYSTOLE_REQUIRE_HDL_TOOLS=1
+    FEATURES=(--features sim/verilator)
 fi
 
 section "dependencies of the QEMU VFIO test: scripts/qemu-vfio-test.sh --install-only"
@@ -81,10 +84,10 @@ export SYSTOLE_QEMU_TESTS=1
 section "format: cargo fmt --all -- --check"
 cargo fmt --all -- --check
 
-section "lint: cargo clippy --workspace --all-targets -- -D warnings"
-cargo clippy --workspace --all-targets -- -D warnings
+section "lint: cargo clippy --workspace --all-targets ${FEATURES[*]} -- -D warnings"
+cargo clippy --workspace --all-targets "${FEATURES[@]}" -- -D warnings
 
-section "test: cargo test --workspace"
-cargo test --workspace
+section "test: cargo test --workspace ${FEATURES[*]}"
+cargo test --workspace "${FEATURES[@]}"
 
 section "all checks passed"

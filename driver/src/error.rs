@@ -76,6 +76,10 @@ pub enum DriverError {
     #[error(transparent)]
     Vfio(#[from] crate::vfio::VfioError),
     /// The self-test could not be set up.
+    /// The requested device is not available in this build or on this machine (the message says why and
+    /// what would provide it).
+    #[error("{0}")]
+    Unavailable(String),
     #[error("self-test: {0}")]
     Selftest(String),
     /// An instruction could not be encoded.
