@@ -3,7 +3,7 @@
 //! Verilator's runtime, into one static library with the `cc` crate. Writes `models.rs` (the table of models
 //! and their C entry points) into `OUT_DIR`.
 //!
-//! Models: the engine presets listed in `SYSTOLE_SIM_MODELS` (comma-separated, default `tiny`). Nothing is
+//! Models: the engine presets listed in `SYSTOLE_SIM_MODELS` (comma-separated, default `tiny,16x16`). Nothing is
 //! copied by hand: the Verilog is regenerated whenever the `hdl` crate changes.
 
 fn main() {
@@ -40,7 +40,7 @@ mod verilated {
     }
 
     fn models() -> Vec<Model> {
-        let list = std::env::var("SYSTOLE_SIM_MODELS").unwrap_or_else(|_| "tiny".into());
+        let list = std::env::var("SYSTOLE_SIM_MODELS").unwrap_or_else(|_| "tiny,16x16".into());
         list.split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())

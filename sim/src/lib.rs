@@ -8,7 +8,7 @@
 //! accesses of the RTL (one clock cycle each), the DMA window is host memory the model reads and writes, and
 //! waiting for the interrupt runs the clock.
 //!
-//! Which models exist is decided at build time: `SYSTOLE_SIM_MODELS` (default `tiny`) lists engine presets;
+//! Which models exist is decided at build time: `SYSTOLE_SIM_MODELS` (default `tiny,16x16`) lists engine presets;
 //! [`models`] tells what this build has.
 
 use std::ffi::c_void;
