@@ -25,7 +25,7 @@
 //!
 //! # Types
 //! Arrays are distinct types per size (see [`crate::array`]), so [`engine_top!`](crate::engine_top) stamps
-//! out one engine type per GEMM unit: [`Engine4x4`], [`Engine16x16`], [`Engine32x32`]; their const
+//! out one engine type per GEMM unit: [`Engine4x4`], [`Engine8x8`], [`Engine16x16`], [`Engine32x32`]; their const
 //! parameters are the beat width `W = 8·B`, `W2 = 2·W`, the fetch buffer `F` (see
 //! [`crate::control::FetchGeometry`]) and the mantissa width `M`. [`build_engine`] picks the type of a
 //! preset.
@@ -41,6 +41,21 @@ pub trait EngineTop: Block {
     fn config(&self) -> &EngineConfig;
     /// The clock input.
     fn clock_mut(&mut self) -> &mut Signal<In, Clock>;
+}
+
+/// The ports of an engine with `W`-bit memory beats, for whatever drives it in simulation (the test benches,
+/// `sim`'s rust-hdl device): every stamped engine implements it.
+pub trait EnginePorts<const W: usize>: EngineTop {
+    /// Power-on reset (synchronous).
+    fn reset_mut(&mut self) -> &mut Signal<In, Bit>;
+    /// BAR0.
+    fn bar_mut(&mut self) -> &mut crate::regfile::BarPort;
+    /// The interrupt line.
+    fn irq(&self) -> bool;
+    /// The three memory channels: instruction fetch, LOAD's reads, STORE's writes.
+    fn channels_mut(
+        &mut self,
+    ) -> (&mut crate::dma::DmaReadPort<W>, &mut crate::dma::DmaReadPort<W>, &mut crate::dma::DmaWritePort<W>);
 }
 
 /// Stamps out the engine type for one GEMM unit type (see the module documentation).
@@ -135,6 +150,29 @@ macro_rules! engine_top {
             }
             fn clock_mut(&mut self) -> &mut Signal<In, Clock> {
                 &mut self.clock
+            }
+        }
+
+        impl<const W: usize, const W2: usize, const F: usize, const M: usize> $crate::engine::EnginePorts<W>
+            for $name<W, W2, F, M>
+        {
+            fn reset_mut(&mut self) -> &mut Signal<In, Bit> {
+                &mut self.reset
+            }
+            fn bar_mut(&mut self) -> &mut $crate::regfile::BarPort {
+                &mut self.bar
+            }
+            fn irq(&self) -> bool {
+                self.irq.val()
+            }
+            fn channels_mut(
+                &mut self,
+            ) -> (
+                &mut $crate::dma::DmaReadPort<W>,
+                &mut $crate::dma::DmaReadPort<W>,
+                &mut $crate::dma::DmaWritePort<W>,
+            ) {
+                (&mut self.fetch, &mut self.load_dma, &mut self.store_dma)
             }
         }
 
@@ -282,6 +320,12 @@ engine_top!(
     GemmUnit4x4
 );
 engine_top!(
+    /// The engine of the `8x8` configuration (the `16x16` preset's buffers and memory port around an 8×8
+    /// array): `Engine8x8<512, 1024, 2048, 8>`.
+    Engine8x8,
+    GemmUnit8x8
+);
+engine_top!(
     /// The engine of the `16x16` preset: `Engine16x16<512, 1024, 2048, 8>`.
     Engine16x16,
     GemmUnit16x16
@@ -310,6 +354,7 @@ pub fn build_engine(cfg: &EngineConfig) -> Result<Box<dyn EngineTop>, HdlError> 
     };
     Ok(match (cfg.rows, cfg.cols, fetch.beat_bits, fetch.buffer_bits, m) {
         (4, 4, 128, 1024, 8) => Engine4x4::<128, 256, 1024, 8>::new(cfg)? as Box<dyn EngineTop>,
+        (8, 8, 512, 2048, 8) => Engine8x8::<512, 1024, 2048, 8>::new(cfg)?,
         (16, 16, 512, 2048, 8) => Engine16x16::<512, 1024, 2048, 8>::new(cfg)?,
         (32, 32, 512, 2048, 8) => Engine32x32::<512, 1024, 2048, 8>::new(cfg)?,
         _ => return Err(unsupported()),

@@ -5,6 +5,10 @@
 //! visits it under a readable top-level name (`systole_engine_16x16_msfp16`), so every module name starts with
 //! it, and prepends a header recording the configuration and the generator's version.
 //!
+//! Identical instances share one module: rust-hdl writes one module per instance (a 16×16 engine: 4 582
+//! modules, 206k lines), [`share_identical_modules`] keeps one module per distinct circuit (103 modules, 50k
+//! lines), so Verilator and Yosys elaborate each circuit once and a reader finds one PE, not 256.
+//!
 //! Two parts can be exported ([`Part`]): the whole **engine** ([`crate::engine`]: BAR0, memory channels,
 //! buffers, units and array), for the configurations it is stamped for, and the **array** alone (the compute
 //! core with its accumulator adders), for any stamped array shape.
@@ -150,7 +154,119 @@ pub fn verilog_of(uut: &mut dyn Block, top: &str) -> Result<String, HdlError> {
     check_all(uut).map_err(|e| HdlError::Check(format!("{e:?}")))?;
     let mut defines = ModuleDefines::default();
     uut.accept(top, &mut defines);
-    Ok(defines.defines())
+    Ok(share_identical_modules(&defines.defines()))
+}
+
+/// `verilog` (rust-hdl's output: one module per instance) with identical modules merged into one.
+///
+/// Two modules are identical when their text is, once each sub-module instantiation names the shared module
+/// and the module's own name is left aside; the first in the file gives the shared one its name (e.g.
+/// `…$array$pes$0` for every PE). Works bottom-up through the hierarchy, so whole identical sub-trees merge.
+/// Text outside modules is kept, before them; the order of the remaining modules is rust-hdl's.
+pub fn share_identical_modules(verilog: &str) -> String {
+    use std::collections::HashMap;
+
+    /// One `module NAME(…); … endmodule // NAME` block of rust-hdl's output.
+    struct Module<'a> {
+        name: &'a str,
+        text: &'a str,
+    }
+    let mut preamble = String::new();
+    let mut modules: Vec<Module> = Vec::new();
+    let mut rest = verilog;
+    let module_start = |text: &str| {
+        if text.starts_with("module ") {
+            Some(0)
+        } else {
+            text.find("\nmodule ").map(|i| i + 1)
+        }
+    };
+    while let Some(start) = module_start(rest) {
+        // Between modules rust-hdl writes blank lines only; keep any other text (before all the modules).
+        if !rest[..start].trim().is_empty() {
+            preamble.push_str(&rest[..start]);
+        }
+        let from = &rest[start..];
+        let name_end = from.find('(').unwrap_or(from.len());
+        let name = &from["module ".len()..name_end];
+        let end_marker = format!("endmodule // {name}\n");
+        let Some(end) = from.find(&end_marker).map(|i| i + end_marker.len()) else {
+            // Not rust-hdl's shape: leave the text as it is.
+            return verilog.to_string();
+        };
+        modules.push(Module { name, text: &from[..end] });
+        rest = &from[end..];
+    }
+    preamble.push_str(rest.trim_end());
+    let index: HashMap<&str, usize> = modules.iter().enumerate().map(|(i, m)| (m.name, i)).collect();
+
+    /// The module text with instantiations of sub-modules renamed through `shared`.
+    fn renamed(text: &str, index: &HashMap<&str, usize>, shared: &dyn Fn(usize) -> String) -> String {
+        let mut out = String::with_capacity(text.len());
+        for line in text.split_inclusive('\n') {
+            let trimmed = line.trim_start();
+            let instance_of = trimmed
+                .strip_suffix("(\n")
+                .and_then(|l| l.split_once(' '))
+                .and_then(|(module, _)| index.get(module).map(|&i| (module, i)));
+            match instance_of {
+                Some((module, i)) => {
+                    let indent = &line[..line.len() - trimmed.len()];
+                    out.push_str(indent);
+                    out.push_str(&shared(i));
+                    out.push_str(&trimmed[module.len()..]);
+                }
+                None => out.push_str(line),
+            }
+        }
+        out
+    }
+
+    // shared[i]: the index of the module that module i merges into. Children come after their parents in
+    // rust-hdl's output, so resolve them on demand (memoised, depth = the hierarchy's).
+    let mut shared: Vec<Option<usize>> = vec![None; modules.len()];
+    let mut by_text: HashMap<String, usize> = HashMap::new();
+    fn resolve(
+        i: usize,
+        modules: &[Module],
+        index: &HashMap<&str, usize>,
+        shared: &mut Vec<Option<usize>>,
+        by_text: &mut HashMap<String, usize>,
+    ) -> usize {
+        if let Some(s) = shared[i] {
+            return s;
+        }
+        // Resolve the children first, then key this module by its text with children renamed and its own
+        // name blanked.
+        for line in modules[i].text.lines() {
+            if let Some((module, _)) = line.trim_start().strip_suffix('(').and_then(|l| l.split_once(' ')) {
+                if let Some(&c) = index.get(module) {
+                    resolve(c, modules, index, shared, by_text);
+                }
+            }
+        }
+        let resolved: &Vec<Option<usize>> = shared;
+        let name_of = |c: usize| modules[resolved[c].expect("children resolved first")].name.to_string();
+        let own = modules[i].name;
+        let key = renamed(modules[i].text, index, &name_of)
+            .replacen(&format!("module {own}("), "module (", 1)
+            .replacen(&format!("endmodule // {own}\n"), "endmodule\n", 1);
+        let s = *by_text.entry(key).or_insert(i);
+        shared[i] = Some(s);
+        s
+    }
+    for i in 0..modules.len() {
+        resolve(i, &modules, &index, &mut shared, &mut by_text);
+    }
+    let name_of = |c: usize| modules[shared[c].expect("resolved")].name.to_string();
+    let mut out = preamble;
+    for (i, m) in modules.iter().enumerate() {
+        if shared[i] == Some(i) {
+            out.push('\n');
+            out.push_str(&renamed(m.text, &index, &name_of));
+        }
+    }
+    out
 }
 
 /// `part` of `cfg` as one Verilog file whose top module is [`top_module_name`], with a header recording the

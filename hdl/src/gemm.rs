@@ -3,7 +3,7 @@
 //!
 //! [`GemmSequencer`] holds everything but the array (it is generic over the mantissa width only);
 //! [`gemm_unit!`](crate::gemm_unit) stamps out, per array type, the stage unit that connects a sequencer to its
-//! array and exposes the engine's stage and buffer ports ([`GemmUnit4x4`], [`GemmUnit16x16`],
+//! array and exposes the engine's stage and buffer ports ([`GemmUnit4x4`], [`GemmUnit8x8`], [`GemmUnit16x16`],
 //! [`GemmUnit32x32`], one per preset).
 //!
 //! # Scope
@@ -1000,6 +1000,11 @@ gemm_unit!(
     /// The GEMM stage unit of the `tiny` preset (4×4 array, 4-row segments).
     GemmUnit4x4,
     SystolicArray4x4
+);
+gemm_unit!(
+    /// The GEMM stage unit of the `8x8` engine (8×8 array, 8-row segments).
+    GemmUnit8x8,
+    SystolicArray8x8
 );
 gemm_unit!(
     /// The GEMM stage unit of the `16x16` preset (16×16 array, 16-row segments).

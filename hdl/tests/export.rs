@@ -57,11 +57,48 @@ fn header_records_the_configuration_and_generator_and_the_top_module_is_named() 
         let modules = v.lines().filter(|l| l.starts_with("module ")).count();
         let named = v.lines().filter(|l| l.starts_with(&format!("module {top}"))).count();
         assert_eq!(modules, named, "every module is prefixed with the top's name");
-        // One PE module per array cell, each with a multiplier.
-        let pes =
-            v.lines().filter(|l| l.starts_with(&format!("module {top}$pes$")) && l.contains("(clock,a_in")).count();
-        assert_eq!(pes, cfg.rows * cfg.cols);
+        // One PE module, instantiated once per array cell.
+        let pe_modules: Vec<&str> =
+            v.lines().filter(|l| l.starts_with(&format!("module {top}$pes$")) && l.contains("(clock,a_in")).collect();
+        assert_eq!(pe_modules.len(), 1, "identical PEs share one module: {pe_modules:?}");
+        let pe = pe_modules[0]["module ".len()..].split('(').next().unwrap();
+        let instances = v.lines().filter(|l| l.trim_start().starts_with(&format!("{pe} pes$"))).count();
+        assert_eq!(instances, cfg.rows * cfg.cols, "one PE instance per array cell");
     }
+}
+
+/// A module of rust-hdl's shape: a name, a body, and sub-module instantiations `(module, instance)`.
+fn module(name: &str, body: &str, children: &[(&str, &str)]) -> String {
+    let mut m = format!("module {name}(clock);\n    input wire clock;\n    {body}\n");
+    for (module, instance) in children {
+        m.push_str(&format!("    {module} {instance}(\n        .clock(clock)\n    );\n"));
+    }
+    m.push_str(&format!("endmodule // {name}\n\n\n"));
+    m
+}
+
+#[test]
+fn identical_modules_are_shared_bottom_up_and_different_ones_kept() {
+    // top has two sub-trees a and b whose leaves are identical (a$x, b$x), and a third c whose leaf differs.
+    let v = [
+        module("top", "", &[("top$a", "a"), ("top$b", "b"), ("top$c", "c")]),
+        module("top$a", "wire w;", &[("top$a$x", "x")]),
+        module("top$a$x", "reg q;", &[]),
+        module("top$b", "wire w;", &[("top$b$x", "x")]),
+        module("top$b$x", "reg q;", &[]),
+        module("top$c", "wire w;", &[("top$c$x", "x")]),
+        module("top$c$x", "reg r;", &[]),
+    ]
+    .concat();
+    let shared = hdl::export::share_identical_modules(&v);
+    let names: Vec<&str> = shared.lines().filter_map(|l| l.strip_prefix("module ")).collect();
+    assert_eq!(names, ["top(clock);", "top$a(clock);", "top$a$x(clock);", "top$c(clock);", "top$c$x(clock);"]);
+    assert!(shared.contains("    top$a b(\n"), "b instantiates the module it shares with a:\n{shared}");
+    assert!(shared.contains("    top$c c(\n") && shared.contains("    top$c$x x(\n"), "{shared}");
+    assert!(!shared.contains("top$b"), "{shared}");
+    // Sharing twice changes nothing; text that is not rust-hdl's is returned as it is.
+    assert_eq!(hdl::export::share_identical_modules(&shared), shared);
+    assert_eq!(hdl::export::share_identical_modules("module m(a);\n"), "module m(a);\n");
 }
 
 #[test]
@@ -95,10 +132,10 @@ fn unsupported_configurations_are_reported_not_generated() {
         Err(HdlError::Unsupported(why)) => assert!(why.contains("8x32"), "{why}"),
         other => panic!("8x32 is not stamped out: {other:?}"),
     }
-    // The 8×8 array exists, but no engine type is stamped for it.
-    match export_verilog(&"8x8".parse().unwrap(), Part::Engine) {
+    // The 16×16 array exists, but no engine type is stamped for 4-bit mantissas.
+    match export_verilog(&"16x16-msfp12".parse().unwrap(), Part::Engine) {
         Err(HdlError::Unsupported(why)) => assert!(why.contains("engine_top!"), "{why}"),
-        other => panic!("no 8x8 engine: {other:?}"),
+        other => panic!("no 16x16-msfp12 engine: {other:?}"),
     }
     let mut bad = EngineConfig::tiny();
     bad.rows = 3;
