@@ -37,6 +37,13 @@ pub struct ClassifyArgs {
     /// (.html or .svg; with several photos, each photo's name is added before the extension).
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Write a VCD waveform of the engine (every signal; GTKWave opens it) to FILE: a verilator device built
+    /// with +trace only (verilator:tiny+trace). Cycles from --trace-cycles.
+    #[arg(long, value_name = "FILE.vcd")]
+    pub trace: Option<PathBuf>,
+    /// The clock cycles --trace writes, START..END, counted from the engine's power-on.
+    #[arg(long, value_name = "START..END", default_value = "0..100000", value_parser = crate::parse_cycles)]
+    pub trace_cycles: std::ops::Range<u64>,
     /// How many classes to print.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub top: u16,
@@ -157,13 +164,34 @@ fn report_path(path: &Path, image: &Path, count: usize) -> PathBuf {
     path.with_file_name(format!("{stem}-{image}{ext}"))
 }
 
+/// A progress display (on standard error, when it is a terminal) of the programs a simulated engine runs:
+/// programs, simulated clock cycles and cycles per second of wall time, updated as each program completes.
+fn simulation_progress<B: driver::Backend>(acc: &mut Accelerator<B>) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} simulating: {msg}")
+            .expect("a valid template"),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(250));
+    let shown = bar.clone();
+    let (mut programs, mut cycles, mut wall) = (0u64, 0u64, std::time::Duration::ZERO);
+    acc.observe(move |stats| {
+        programs += 1;
+        cycles += stats.counters.cycles;
+        wall += stats.wall;
+        let rate = cycles as f64 / wall.as_secs_f64().max(1e-9);
+        shown.set_message(format!("{programs} programs, {cycles} cycles, {rate:.0} cycles/s"));
+    });
+    bar
+}
+
 /// Runs the command.
 pub fn run(args: &ClassifyArgs) -> Result<()> {
     let device = device_with_format(&args.device, args.format)?;
     let loaded = load_model(&args.model)?;
     let pipeline = &loaded.pipeline;
-    let backend = device.open().with_context(|| format!("opening {device}"))?;
-    let mut acc = Accelerator::open(backend).with_context(|| format!("discovering the engine on {device}"))?;
+    let options = sim::SimOptions { trace: args.trace.clone().map(|f| (f, args.trace_cycles.clone())) };
+    let mut acc = crate::device::open_with(&device, &options)?;
     let cfg = *acc.config();
     let model = match loaded.compiled {
         Some(m) if *m.config() == cfg => m,
@@ -180,12 +208,18 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
         None => compile::compile(&pipeline.graph, &cfg).context("compiling for the engine")?,
     };
     let top = args.top as usize;
+    let simulated = matches!(device, DeviceSpec::Verilator(_) | DeviceSpec::RustHdl(_));
     let mut failures = 0;
     for path in &args.images {
         let result = (|| -> Result<()> {
             let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             let x = pipeline.input(&bytes).with_context(|| format!("decoding {}", path.display()))?;
-            let cmp = model.compare(&mut acc, &[x]).context("engine run")?;
+            let progress = simulated.then(|| simulation_progress(&mut acc));
+            let cmp = model.compare(&mut acc, &[x]).context("engine run");
+            if let Some(bar) = progress {
+                bar.finish_and_clear();
+            }
+            let cmp = cmp?;
             let to_2d = |a: &ndarray::ArrayD<f32>| a.view().into_dimensionality::<Ix2>().map(|v| v.row(0).to_owned());
             let logits = to_2d(&cmp.engine.values[0]).context("the network's output is not [1, classes]")?;
             let f32_logits = to_2d(&cmp.reference[0]).context("the network's output is not [1, classes]")?;

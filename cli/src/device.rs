@@ -8,6 +8,22 @@ use driver::{Accelerator, Backend};
 /// `systole device list`: the emulated engine, and PCI devices bound to vfio-pci with the given IDs.
 pub fn list(ids: &[(u16, u16)]) -> Result<()> {
     println!("emu                 the emulated engine (golden model, fast kernel); any configuration: emu:CONFIG");
+    println!("rust-hdl:CONFIG     the engine's circuit in rust-hdl's simulator (slow): tiny, 8x8, 16x16, 32x32");
+    let models = sim::models();
+    if models.is_empty() {
+        println!("(no Verilator models in this build: build with --features verilator for verilator:MODEL)");
+    }
+    for m in models {
+        let mut notes = Vec::new();
+        if m.threads > 1 {
+            notes.push(format!("{} threads", m.threads));
+        }
+        if m.trace {
+            notes.push("waveforms: --trace".to_string());
+        }
+        let variant = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join(", ")) };
+        println!("verilator:{:<10} the engine's RTL ({}) under Verilator{variant}", m.name, m.top);
+    }
     if ids.is_empty() {
         println!("(no PCI IDs given: pass --pci-id VENDOR:DEVICE to look for engines on the PCI bus)");
         return Ok(());
@@ -31,10 +47,20 @@ pub fn list(ids: &[(u16, u16)]) -> Result<()> {
     Ok(())
 }
 
+/// Opens the named device (with `options` for a simulated one) and the driver on it. A simulated engine runs
+/// thousands of times slower than the hardware it models, so the driver waits up to an hour for a program.
+pub fn open_with(spec: &DeviceSpec, options: &sim::SimOptions) -> Result<Accelerator<Box<dyn driver::Backend>>> {
+    let backend = sim::open_device(spec, options).with_context(|| format!("opening {spec}"))?;
+    let mut acc = Accelerator::open(backend).with_context(|| format!("discovering the engine on {spec}"))?;
+    if matches!(spec, DeviceSpec::Verilator(_) | DeviceSpec::RustHdl(_)) {
+        acc.set_timeout(std::time::Duration::from_secs(3600));
+    }
+    Ok(acc)
+}
+
 /// Opens the named device and the driver on it.
 fn open(spec: &DeviceSpec) -> Result<Accelerator<Box<dyn driver::Backend>>> {
-    let backend = spec.open().with_context(|| format!("opening {spec}"))?;
-    Accelerator::open(backend).with_context(|| format!("discovering the engine on {spec}"))
+    open_with(spec, &sim::SimOptions::default())
 }
 
 /// `systole device info`: identity, version and configuration as the engine reports them, and its counters.

@@ -76,7 +76,20 @@ enum HdlCommand {
 /// The help text shared by every `--device` argument.
 pub const DEVICE_HELP: &str =
     "Device: emu (the emulated 16x16 MSFP16 engine), emu:CONFIG (any engine configuration, e.g. \
-emu:tiny, emu:32x32-msfp12) or vfio:PCI-ADDRESS (a real engine bound to vfio-pci, e.g. vfio:0000:01:00.0)";
+emu:tiny, emu:32x32-msfp12), vfio:PCI-ADDRESS (a real engine bound to vfio-pci, e.g. vfio:0000:01:00.0), \
+verilator:MODEL (the engine's RTL under Verilator, e.g. verilator:16x16; `systole device list` names this \
+build's models) or rust-hdl:CONFIG (the engine's circuit in rust-hdl's simulator, e.g. rust-hdl:tiny)";
+
+/// Parses a cycle range `START..END` (`--trace-cycles`).
+pub fn parse_cycles(s: &str) -> Result<std::ops::Range<u64>, String> {
+    let (a, b) = s.split_once("..").ok_or_else(|| format!("{s:?}: expected START..END, e.g. 0..5000"))?;
+    let num = |t: &str| t.trim().parse::<u64>().map_err(|_| format!("{s:?}: {t:?} is not a cycle number"));
+    let (a, b) = (num(a)?, num(b)?);
+    if a >= b {
+        return Err(format!("{s:?}: the window is empty"));
+    }
+    Ok(a..b)
+}
 
 /// Commands of `systole device`.
 #[derive(Debug, Subcommand)]

@@ -49,7 +49,11 @@ pub struct Accelerator<B: Backend> {
     cq_base: u32,
     head: u32,
     timeout: Duration,
+    observer: Option<RunObserver>,
 }
+
+/// What [`Accelerator::observe`] calls after every completed program.
+type RunObserver = Box<dyn FnMut(&RunStats) + Send>;
 
 impl<B: Backend> Accelerator<B> {
     /// Discovers the engine behind `backend` (identity, version, configuration), resets it, and programs the DMA
@@ -75,7 +79,7 @@ impl<B: Backend> Accelerator<B> {
             return Err(DriverError::WindowTooSmall { need: 2 * ring_bytes, have: window_len });
         }
         let cq_base = (window_len - ring_bytes) as u32;
-        let mut acc = Accelerator { backend, config, cq_base, head: 0, timeout: DEFAULT_TIMEOUT };
+        let mut acc = Accelerator { backend, config, cq_base, head: 0, timeout: DEFAULT_TIMEOUT, observer: None };
         acc.reset()?;
         Ok(acc)
     }
@@ -173,7 +177,17 @@ impl<B: Backend> Accelerator<B> {
         let wall = start.elapsed();
         self.head = tail;
         let after = self.counters()?;
-        Ok(RunStats { counters: after - before, wall })
+        let stats = RunStats { counters: after - before, wall };
+        if let Some(observe) = &mut self.observer {
+            observe(&stats);
+        }
+        Ok(stats)
+    }
+
+    /// Calls `observe` with the statistics of every program that completes from now on: progress displays
+    /// of long runs (simulated engines) use it, whatever layer of the software runs the programs.
+    pub fn observe(&mut self, observe: impl FnMut(&RunStats) + Send + 'static) {
+        self.observer = Some(Box::new(observe));
     }
 
     /// Waits for DONE or ERROR.

@@ -1,4 +1,6 @@
-//! Choosing a device by name: `emu`, `emu:CONFIG`, `vfio:PCI-ADDRESS` (the `--device` of the command line).
+//! Choosing a device by name: `emu`, `emu:CONFIG`, `vfio:PCI-ADDRESS`, `verilator:MODEL`, `rust-hdl:CONFIG` (the
+//! `--device` of the command line). The driver opens the first two; the simulated engines live in the `sim`
+//! crate (`sim::open_device` opens every kind).
 
 use std::fmt;
 use std::str::FromStr;
@@ -17,13 +19,17 @@ pub enum DeviceSpec {
     Emu(EngineConfig),
     /// A real engine bound to vfio-pci at this PCI address (`0000:01:00.0`).
     Vfio(String),
+    /// The engine's RTL under Verilator: a model of the `sim` crate's build (`16x16`, `16x16+t2`, `tiny+trace`).
+    Verilator(String),
+    /// The engine's circuit in rust-hdl's simulator, for a configuration with a stamped engine (`tiny`, `16x16`).
+    RustHdl(EngineConfig),
 }
 
 impl FromStr for DeviceSpec {
     type Err = String;
 
-    /// Parses `emu` (the 16×16 MSFP16 engine), `emu:CONFIG` (any `EngineConfig` string, e.g. `emu:tiny`) or
-    /// `vfio:DDDD:BB:DD.F`.
+    /// Parses `emu` (the 16×16 MSFP16 engine), `emu:CONFIG` (any `EngineConfig` string, e.g. `emu:tiny`),
+    /// `vfio:DDDD:BB:DD.F`, `verilator[:MODEL]` (default `16x16`) or `rust-hdl[:CONFIG]` (default `tiny`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (kind, rest) = s.split_once(':').map_or((s, None), |(k, r)| (k, Some(r)));
         match (kind, rest) {
@@ -31,7 +37,15 @@ impl FromStr for DeviceSpec {
             ("emu", Some(cfg)) => cfg.parse().map(DeviceSpec::Emu).map_err(|e| e.to_string()),
             ("vfio", Some(addr)) if is_pci_address(addr) => Ok(DeviceSpec::Vfio(addr.to_string())),
             ("vfio", _) => Err(format!("{s:?}: expected vfio:DDDD:BB:DD.F, e.g. vfio:0000:01:00.0")),
-            _ => Err(format!("{s:?}: expected emu, emu:CONFIG or vfio:PCI-ADDRESS")),
+            ("verilator", None) => Ok(DeviceSpec::Verilator("16x16".into())),
+            ("verilator", Some(model)) => {
+                let preset = model.split('+').next().unwrap_or_default();
+                preset.parse::<EngineConfig>().map_err(|e| format!("{s:?}: {e}"))?;
+                Ok(DeviceSpec::Verilator(model.to_string()))
+            }
+            ("rust-hdl", None) => Ok(DeviceSpec::RustHdl(EngineConfig::tiny())),
+            ("rust-hdl", Some(cfg)) => cfg.parse().map(DeviceSpec::RustHdl).map_err(|e| e.to_string()),
+            _ => Err(format!("{s:?}: expected emu, emu:CONFIG, vfio:PCI-ADDRESS, verilator:MODEL or rust-hdl:CONFIG")),
         }
     }
 }
@@ -41,6 +55,8 @@ impl fmt::Display for DeviceSpec {
         match self {
             DeviceSpec::Emu(cfg) => write!(f, "emu:{}x{}-{}", cfg.rows, cfg.cols, cfg.format),
             DeviceSpec::Vfio(addr) => write!(f, "vfio:{addr}"),
+            DeviceSpec::Verilator(model) => write!(f, "verilator:{model}"),
+            DeviceSpec::RustHdl(cfg) => write!(f, "rust-hdl:{}x{}-{}", cfg.rows, cfg.cols, cfg.format),
         }
     }
 }
@@ -53,11 +69,15 @@ pub fn is_pci_address(s: &str) -> bool {
 }
 
 impl DeviceSpec {
-    /// Opens the backend for this device.
+    /// Opens the backend for this device: the emulated and the real engines; a simulated one (opened by
+    /// `sim::open_device`) is [`DriverError::Unavailable`] here.
     pub fn open(&self) -> Result<Box<dyn Backend>, DriverError> {
         match self {
             DeviceSpec::Emu(cfg) => Ok(Box::new(EmuBackend::new(*cfg, EMU_WINDOW_BYTES)?)),
             DeviceSpec::Vfio(addr) => Ok(Box::new(crate::vfio::VfioBackend::open(addr, EMU_WINDOW_BYTES)?)),
+            DeviceSpec::Verilator(_) | DeviceSpec::RustHdl(_) => Err(DriverError::Unavailable(format!(
+                "{self} is a simulated engine: open it with the sim crate (sim::open_device)"
+            ))),
         }
     }
 }
@@ -75,5 +95,12 @@ mod tests {
             assert!(bad.parse::<DeviceSpec>().is_err(), "{bad}");
         }
         assert_eq!(DeviceSpec::Emu(EngineConfig::tiny()).to_string(), "emu:4x4-msfp16");
+        assert_eq!("verilator".parse(), Ok(DeviceSpec::Verilator("16x16".into())));
+        assert_eq!("verilator:tiny+trace".parse(), Ok(DeviceSpec::Verilator("tiny+trace".into())));
+        assert_eq!("rust-hdl:tiny".parse(), Ok(DeviceSpec::RustHdl(EngineConfig::tiny())));
+        for bad in ["verilator:3x3", "rust-hdl:fast"] {
+            assert!(bad.parse::<DeviceSpec>().is_err(), "{bad}");
+        }
+        assert!(matches!(DeviceSpec::RustHdl(EngineConfig::tiny()).open(), Err(DriverError::Unavailable(_))));
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! The tool tests skip with a message when `verilator` or `yosys` is missing, unless
 //! `SYSTOLE_REQUIRE_HDL_TOOLS=1` (set by `scripts/test.sh`, which installs them), where a missing tool fails.
-//! `SYSTOLE_HDL_SYNTH_CONFIGS=16x16,32x32` lints and synthesises more configurations (slow: minutes).
+//! `SYSTOLE_HDL_LINT_CONFIGS=16x16,32x32` lints more configurations (seconds each; `scripts/test.sh` sets it),
+//! `SYSTOLE_HDL_SYNTH_CONFIGS=16x16,32x32` synthesises them (6 and 11 minutes of Yosys).
 
 mod common;
 
@@ -14,9 +15,10 @@ use common::{scratch_dir, tool};
 use hdl::export::{export_verilog, top_module_name, verilator_waivers, Part, GENERATOR_VERSION};
 use hdl::HdlError;
 
-/// The configurations the tool tests run: `tiny` (4×4) always, more from `SYSTOLE_HDL_SYNTH_CONFIGS`.
-fn tool_configs() -> Vec<EngineConfig> {
-    let extra = std::env::var("SYSTOLE_HDL_SYNTH_CONFIGS").unwrap_or_default();
+/// The configurations a tool test runs: `tiny` (4×4) always, more from the environment variable `var`
+/// (comma-separated: `SYSTOLE_HDL_LINT_CONFIGS` for Verilator's lint, `SYSTOLE_HDL_SYNTH_CONFIGS` for Yosys).
+fn tool_configs(var: &str) -> Vec<EngineConfig> {
+    let extra = std::env::var(var).unwrap_or_default();
     std::iter::once(EngineConfig::tiny())
         .chain(extra.split(',').filter(|s| !s.trim().is_empty()).map(|s| s.trim().parse().expect("a configuration")))
         .collect()
@@ -148,7 +150,8 @@ fn verilator_lint_passes_with_the_documented_waivers() {
     let dir = scratch_dir("lint");
     let waivers = dir.join("hdl-waivers.vlt");
     std::fs::write(&waivers, verilator_waivers()).expect("write the waivers");
-    for (cfg, part) in tool_configs().into_iter().flat_map(|c| [(c, Part::Array), (c, Part::Engine)]) {
+    let configs = tool_configs("SYSTOLE_HDL_LINT_CONFIGS");
+    for (cfg, part) in configs.into_iter().flat_map(|c| [(c, Part::Array), (c, Part::Engine)]) {
         let (top, path) = write_verilog(&dir, &cfg, part);
         let start = std::time::Instant::now();
         let out = Command::new(&verilator)
@@ -197,7 +200,7 @@ fn parse_stat(stat: &str, pick: impl Fn(&str) -> bool) -> (u64, u64) {
 fn yosys_synthesises_the_array() {
     let Some(yosys) = tool("yosys") else { return };
     let dir = scratch_dir("synth");
-    for cfg in tool_configs() {
+    for cfg in tool_configs("SYSTOLE_HDL_SYNTH_CONFIGS") {
         let (top, path) = write_verilog(&dir, &cfg, Part::Array);
         // Multipliers are counted before techmapping (generic `synth` turns them into gates), everything else
         // after a full `synth` of the flattened design.
@@ -229,7 +232,7 @@ fn expected_memories(cfg: &EngineConfig) -> u64 {
 fn yosys_synthesises_the_engine_with_block_memories() {
     let Some(yosys) = tool("yosys") else { return };
     let dir = scratch_dir("synth-engine");
-    for cfg in tool_configs() {
+    for cfg in tool_configs("SYSTOLE_HDL_SYNTH_CONFIGS") {
         let (top, path) = write_verilog(&dir, &cfg, Part::Engine);
         // Yosys's generic `synth` up to its fine stage (memories inferred, kept as `$mem_v2`: a vendor flow maps
         // them to block RAM), then the fine stage without `memory_map` (which would turn the buffers into

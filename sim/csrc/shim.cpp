@@ -1,7 +1,9 @@
 // The C ABI around one verilated systole engine, with the bridge models of its three memory channels.
 //
 // build.rs instantiates this file once per model, replacing @PREFIX@ (the Verilator --prefix), @NAME@ (the
-// C symbol prefix) and @WORDS@ (32-bit words per memory beat). The channel models follow the memory-port
+// C symbol prefix), @WORDS@ (32-bit words per memory beat), @THREADS@ (the model's --threads) and @TRACE@ (1
+// when verilated with --trace: VCD waveforms of a window of cycles, one cycle = 2 time units, the rising
+// edge at the odd one). The channel models follow the memory-port
 // protocol of docs/hardware.md ("The memory port") exactly as hdl::dma::ReadChannel and WriteChannel do in
 // the rust-hdl test benches: a read request made in cycle t has its first beat in max(t + L, f), f being the
 // cycle after the previous request's last beat, its bytes read from host memory at the request; a write beat
@@ -17,6 +19,11 @@
 
 #include "verilated.h"
 #include "@PREFIX@.h"
+
+#define SYSTOLE_TRACE @TRACE@
+#if SYSTOLE_TRACE
+#include "verilated_vcd_c.h"
+#endif
 
 namespace {
 
@@ -44,7 +51,29 @@ struct Sim {
     uint64_t memory_len = 0;
     uint64_t iova_base = 0;
     uint64_t faults = 0;
+#if SYSTOLE_TRACE
+    std::unique_ptr<VerilatedVcdC> vcd;
+    bool tracing = false;
+    uint64_t trace_from = 0;
+    uint64_t trace_to = 0;
+#endif
 };
+
+// Writes the waveform at time `t` when the current cycle is inside the traced window; closes the file at its end.
+void dump(Sim* s, uint64_t t) {
+#if SYSTOLE_TRACE
+    if (!s->tracing) return;
+    if (s->cycle >= s->trace_to) {
+        s->vcd->close();
+        s->tracing = false;
+        return;
+    }
+    if (s->cycle >= s->trace_from) s->vcd->dump(t);
+#else
+    (void)s;
+    (void)t;
+#endif
+}
 
 // Host memory bytes [iova, iova + len) into `out`; out-of-range reads count a fault and read zeros.
 void read_memory(Sim* s, uint64_t iova, uint64_t len, std::vector<uint8_t>& out) {
@@ -114,6 +143,7 @@ void step(Sim* s) {
     drive(s, s->load, m->load_dma__024rd_beat_valid, m->load_dma__024rd_beat_data);
     m->clock = 0;
     m->eval();
+    dump(s, 2 * s->cycle);
     if (m->fetch__024rd_req_valid) request(s, s->fetch, m->fetch__024rd_req_addr, m->fetch__024rd_req_len);
     if (m->load_dma__024rd_req_valid) request(s, s->load, m->load_dma__024rd_req_addr, m->load_dma__024rd_req_len);
     if (m->store_dma__024wr_valid) write_beat(s);
@@ -121,6 +151,7 @@ void step(Sim* s) {
     retire(s, s->load);
     m->clock = 1;
     m->eval();
+    dump(s, 2 * s->cycle + 1);
     s->cycle++;
 }
 
@@ -131,7 +162,15 @@ extern "C" {
 void* @NAME@_new(uint32_t latency) {
     auto* s = new Sim;
     s->context = std::make_unique<VerilatedContext>();
+    s->context->threads(@THREADS@);
+#if SYSTOLE_TRACE
+    s->context->traceEverOn(true);
+#endif
     s->model = std::make_unique<@PREFIX@>(s->context.get(), "engine");
+#if SYSTOLE_TRACE
+    s->vcd = std::make_unique<VerilatedVcdC>();
+    s->model->trace(s->vcd.get(), 99);
+#endif
     s->latency = latency;
     // Power-on reset for one cycle.
     s->model->reset = 1;
@@ -142,6 +181,9 @@ void* @NAME@_new(uint32_t latency) {
 
 void @NAME@_delete(void* p) {
     auto* s = static_cast<Sim*>(p);
+#if SYSTOLE_TRACE
+    if (s->tracing) s->vcd->close();
+#endif
     s->model->final();
     delete s;
 }
@@ -189,5 +231,27 @@ uint8_t @NAME@_irq(void* p) { return static_cast<Sim*>(p)->model->irq; }
 uint64_t @NAME@_cycle(void* p) { return static_cast<Sim*>(p)->cycle; }
 
 uint64_t @NAME@_faults(void* p) { return static_cast<Sim*>(p)->faults; }
+
+// Starts a VCD waveform of cycles [from, to) in `path` (replacing a trace in progress). Returns 0, -1 when the
+// model was built without tracing, -2 when the file cannot be opened.
+int32_t @NAME@_trace(void* p, const char* path, uint64_t from, uint64_t to) {
+#if SYSTOLE_TRACE
+    auto* s = static_cast<Sim*>(p);
+    if (s->tracing) s->vcd->close();
+    s->tracing = false;
+    s->vcd->open(path);
+    if (!s->vcd->isOpen()) return -2;
+    s->tracing = true;
+    s->trace_from = from;
+    s->trace_to = to;
+    return 0;
+#else
+    (void)p;
+    (void)path;
+    (void)from;
+    (void)to;
+    return -1;
+#endif
+}
 
 }  // extern "C"

@@ -95,15 +95,20 @@ fn the_driver_self_test_passes_on_the_verilated_engine() {
     eprintln!("self-test: {} bytes, {} cycles, identical", report.bytes_compared, report.device.cycles);
 }
 
-#[test]
-fn random_layers_match_the_emulated_engine_bit_for_bit() {
-    let Some(mut rtl) = verilated("tiny") else { return };
+/// Random layer programs on the verilated `model` until they hold at least `min_gemms` GEMM instructions,
+/// each compared with the emulated engine: the whole DMA window bit for bit, every counter (cycles included).
+/// Returns (programs, GEMM instructions, MACs, cycles).
+fn random_layers_match(model: &str, seed: u64, min_gemms: usize) -> Option<(usize, usize, u64, u64)> {
+    let mut rtl = verilated(model)?;
     let cfg = *rtl.config();
     let mut emu = emulated(&cfg);
-    let mut rng = ChaCha8Rng::seed_from_u64(51);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let bs = cfg.format.block_size();
-    let mut cycles = 0;
-    for i in 0..20 {
+    let (mut programs, mut gemms, mut macs, mut cycles) = (0, 0, 0, 0);
+    let start = std::time::Instant::now();
+    while gemms < min_gemms {
+        // Rows from one to a few tiles, reductions of one to four blocks, one to three blocks of columns:
+        // tiled, double-buffered layers with every POST option.
         let (m, kb, n) = (rng.gen_range(1..=80), rng.gen_range(1..=4), bs * rng.gen_range(1..=3));
         let a = random_bfp(&cfg, &mut rng, m * kb);
         let w = random_bfp(&cfg, &mut rng, n * kb);
@@ -123,12 +128,33 @@ fn random_layers_match_the_emulated_engine_bit_for_bit() {
         let p = matmul(&cfg, &spec).expect("a layer that fits");
         let ((got, rtl_data), (want, emu_data)) = run_both(&mut rtl, &mut emu, &p.window.bytes, &p.program);
         let (got, want) = (got.expect("RTL run"), want.expect("emulated run"));
-        assert!(rtl_data == emu_data, "layer {i} ({m}x{kb}x{n}): the DMA windows differ");
-        assert_eq!(got.counters, want.counters, "layer {i} ({m}x{kb}x{n}): counters");
+        assert!(rtl_data == emu_data, "{model} program {programs} ({m}x{kb}x{n}): the DMA windows differ");
+        assert_eq!(got.counters, want.counters, "{model} program {programs} ({m}x{kb}x{n}): counters");
+        programs += 1;
+        gemms += p.program.iter().filter(|i| matches!(i.op, Op::Gemm(_))).count();
+        macs += got.counters.macs;
         cycles += got.counters.cycles;
     }
     assert_eq!(rtl.backend_mut().protocol_faults(), 0);
-    eprintln!("20 layers, {cycles} cycles, identical");
+    eprintln!(
+        "{model}: {programs} random layer programs, {gemms} GEMM instructions, {macs} MACs, {cycles} cycles: \
+         identical to the emulated engine ({:.1?})",
+        start.elapsed()
+    );
+    Some((programs, gemms, macs, cycles))
+}
+
+/// GEMM instructions of random layers per array size: 10,000 over the two sizes of the default build.
+const RANDOM_GEMMS_PER_SIZE: usize = 5_000;
+
+#[test]
+fn random_layers_match_the_emulated_engine_bit_for_bit_on_the_4x4_engine() {
+    random_layers_match("tiny", 51, RANDOM_GEMMS_PER_SIZE);
+}
+
+#[test]
+fn random_layers_match_the_emulated_engine_bit_for_bit_on_the_16x16_engine() {
+    random_layers_match("16x16", 53, RANDOM_GEMMS_PER_SIZE);
 }
 
 #[test]
@@ -167,4 +193,52 @@ fn a_failing_program_reports_the_emulated_error_and_the_engine_recovers() {
     let ((got, rtl_data), (want, emu_data)) = run_both(&mut rtl, &mut emu, &p.window.bytes, &p.program);
     assert!(rtl_data == emu_data, "after the error: the DMA windows differ");
     assert_eq!(got.expect("RTL").counters, want.expect("emulated").counters);
+}
+
+#[test]
+fn a_waveform_of_a_window_of_cycles_is_written_as_vcd() {
+    let Some(mut rtl) = verilated("tiny+trace") else { return };
+    let cfg = *rtl.config();
+    let mut rng = ChaCha8Rng::seed_from_u64(54);
+    let (a, w) = (random_bfp(&cfg, &mut rng, 8), random_bfp(&cfg, &mut rng, 16));
+    let spec = Matmul {
+        a: &a,
+        w: &w,
+        m: 8,
+        n: 16,
+        bias: None,
+        residual: None,
+        activation: Activation::None,
+        output: OutputKind::Bfp,
+    };
+    let p = matmul(&cfg, &spec).expect("layer");
+    let dir = std::env::temp_dir().join(format!("systole-trace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    let path = dir.join("layer.vcd");
+    let start = rtl.backend_mut().cycles();
+    let window = start + 100..start + 300;
+    rtl.backend_mut().trace(&path, window.clone()).expect("a +trace model writes waveforms");
+    rtl.write_data(&p.window.bytes).expect("fits");
+    let stats = rtl.run(&p.program).expect("runs");
+    assert!(stats.counters.cycles > 300, "the layer outlasts the window");
+    drop(rtl);
+    let vcd = std::fs::read_to_string(&path).expect("the waveform");
+    for signal in ["clock", "irq", "bar$wr_en", "fetch$rd_req_valid"] {
+        assert!(
+            vcd.lines().any(|l| l.trim_start().starts_with("$var") && l.split_whitespace().nth(4) == Some(signal)),
+            "the waveform has the engine's `{signal}`"
+        );
+    }
+    let times: Vec<u64> = vcd.lines().filter_map(|l| l.strip_prefix('#')?.parse().ok()).collect();
+    assert_eq!(times.len(), 2 * 200, "two time steps per cycle of the window");
+    assert_eq!((times[0], *times.last().unwrap()), (2 * window.start, 2 * window.end - 1));
+    assert!(vcd.len() > 10_000, "values change in the window");
+    std::fs::remove_dir_all(&dir).ok();
+    // A model built without waveform support says how to get one.
+    if let Some(mut plain) = verilated("16x16") {
+        match plain.backend_mut().trace(&path, 0..10) {
+            Err(DriverError::Unavailable(why)) => assert!(why.contains("16x16+trace"), "{why}"),
+            other => panic!("16x16 has no waveforms: {other:?}"),
+        }
+    }
 }

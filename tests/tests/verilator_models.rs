@@ -3,16 +3,27 @@
 //! golden model behind the same driver). Every logit must be bit-identical and every step's counters, cycles
 //! included, equal; the images must be classified as the emulated engine classifies them.
 //!
+//! Every distinct convolution of ResNet-20 (real weights) and ResNet-50 v1.5 (synthetic weights) runs alone on
+//! the verilated and the emulated engines, on two array sizes: outputs bit-identical, counters (cycles
+//! included) equal per layer. ResNet-50's spatial sizes are cropped (its channel counts, kernels, strides and
+//! paddings kept) so that the layers fit CI time.
+//!
 //! Needs the `sim/verilator` feature (scripts/test.sh enables it with Verilator installed) and the real data
 //! (`SYSTOLE_DATA`, default `../shared/data`); skips saying why without them, unless
 //! `SYSTOLE_REQUIRE_HDL_TOOLS=1`, where a missing model fails.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use arch::config::EngineConfig;
+use arch::isa::Activation;
 use driver::{Accelerator, EmuBackend};
-use ndarray::{ArrayD, Axis};
+use ndarray::{Array4, ArrayD, Axis, Ix4};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use runtime::engine::{conv2d, Conv2d};
+use runtime::graph::{Graph, Op};
 use runtime::onnx::{self, ImportOptions};
 use runtime::{compile, datasets};
 use sim::VerilatorBackend;
@@ -38,25 +49,32 @@ fn argmax(v: ndarray::ArrayViewD<f32>) -> usize {
     v.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &x)| if x > b.1 { (i, x) } else { b }).0
 }
 
-#[test]
-fn resnet20_through_the_verilated_engine_equals_the_emulated_engine() {
-    let Some(data) = data_dir() else { return };
-    let backend = match VerilatorBackend::new("16x16", WINDOW) {
-        Ok(b) => b,
+/// The verilated engine `model` behind the driver, or `None` (saying why) when this build has no such model.
+fn verilated(model: &str) -> Option<Accelerator<VerilatorBackend>> {
+    match VerilatorBackend::new(model, WINDOW) {
+        Ok(backend) => {
+            let mut rtl = Accelerator::open(backend).expect("the verilated engine identifies itself");
+            rtl.set_timeout(Duration::from_secs(1800));
+            Some(rtl)
+        }
         Err(e) if std::env::var("SYSTOLE_REQUIRE_HDL_TOOLS").as_deref() == Ok("1") => {
             panic!("{e}, and SYSTOLE_REQUIRE_HDL_TOOLS=1 requires the Verilator models")
         }
         Err(e) => {
             eprintln!("SKIP: {e}");
-            return;
+            None
         }
-    };
+    }
+}
+
+#[test]
+fn resnet20_through_the_verilated_engine_equals_the_emulated_engine() {
+    let Some(data) = data_dir() else { return };
+    let Some(mut rtl) = verilated("16x16") else { return };
     let (x, labels) = datasets::cifar10_ic01(&data.join("cifar10-ic01")).expect("CIFAR-10 images");
     let x: ArrayD<f32> = x.slice_axis(Axis(0), (0..IMAGES).into()).to_owned().into_dyn();
     let graph = onnx::load(data.join("resnet20-cifar10.onnx"), &ImportOptions { batch: IMAGES }).expect("import");
 
-    let mut rtl = Accelerator::open(backend).expect("the verilated engine identifies itself");
-    rtl.set_timeout(Duration::from_secs(1800));
     let cfg = *rtl.config();
     assert_eq!(cfg, EngineConfig::default_16x16());
     let mut emu = Accelerator::open(EmuBackend::new(cfg, WINDOW).expect("emulated engine")).expect("open");
@@ -86,4 +104,109 @@ fn resnet20_through_the_verilated_engine_equals_the_emulated_engine() {
         cycles as f64 / rtl_wall.as_secs_f64()
     );
     assert_eq!(rtl.backend_mut().protocol_faults(), 0);
+}
+
+/// One distinct convolution of a network, with its weights from the graph.
+struct ConvShape {
+    /// The first node of this shape.
+    node: String,
+    /// O×(C/group)×KH×KW.
+    weight: Array4<f32>,
+    bias: Option<Vec<f32>>,
+    geometry: Conv2d,
+    /// The input's channels, height and width.
+    input: [usize; 3],
+}
+
+/// The distinct 2-D convolutions of `graph` (input size, weight shape, strides, paddings, groups), first
+/// occurrence of each.
+fn distinct_convolutions(graph: &Graph) -> Vec<ConvShape> {
+    let mut seen = HashSet::new();
+    let mut shapes = Vec::new();
+    for node in &graph.nodes {
+        let Op::Conv(a) = &node.op else { continue };
+        let x = &graph.values[node.inputs[0]].shape;
+        let w = &graph.values[node.inputs[1]];
+        if a.kernel.len() != 2 || !seen.insert(format!("{x:?} {:?} {a:?}", w.shape)) {
+            continue;
+        }
+        let weight = w.constant.clone().expect("constant weights").into_dimensionality::<Ix4>().expect("4-D weights");
+        let bias = node
+            .inputs
+            .get(2)
+            .map(|&b| graph.values[b].constant.as_ref().expect("constant bias").iter().copied().collect());
+        let geometry = Conv2d {
+            stride: [a.strides[0], a.strides[1]],
+            pads: [a.pads_begin[0], a.pads_begin[1], a.pads_end[0], a.pads_end[1]],
+            dilation: [a.dilations[0], a.dilations[1]],
+            group: a.group,
+        };
+        shapes.push(ConvShape { node: node.name.clone(), weight, bias, geometry, input: [x[1], x[2], x[3]] });
+    }
+    shapes
+}
+
+/// Runs every convolution of `shapes` on the verilated `model` and on the emulated engine, with a random input
+/// cropped to at most `crop`×`crop`; outputs must be bit-identical and counters equal. Returns the cycles.
+fn convolutions_match(model: &str, network: &str, shapes: &[ConvShape], crop: usize, seed: u64) -> Option<u64> {
+    let mut rtl = verilated(model)?;
+    let cfg = *rtl.config();
+    let mut emu = Accelerator::open(EmuBackend::new(cfg, WINDOW).expect("emulated engine")).expect("open");
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut total = 0;
+    for s in shapes {
+        let [c, h, w] = s.input;
+        let (h, w) = (h.min(crop), w.min(crop));
+        let x = Array4::from_shape_fn((1, c, h, w), |_| rng.gen_range(-1.0f32..1.0));
+        let t = Instant::now();
+        let run = |acc: &mut Accelerator<_>| {
+            conv2d(acc, x.view(), s.weight.view(), s.bias.as_deref(), &s.geometry, Activation::Relu)
+                .unwrap_or_else(|e| panic!("{network} {} on {model}: {e}", s.node))
+        };
+        let (got, got_stats) = run(&mut rtl);
+        let rtl_wall = t.elapsed();
+        let (want, want_stats) =
+            conv2d(&mut emu, x.view(), s.weight.view(), s.bias.as_deref(), &s.geometry, Activation::Relu)
+                .unwrap_or_else(|e| panic!("{network} {} on emu: {e}", s.node));
+        let differing = got.iter().zip(want.iter()).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+        let what = format!("{network} {} ({c}x{h}x{w} * {:?}, {:?})", s.node, s.weight.dim(), s.geometry);
+        assert_eq!(got.dim(), want.dim(), "{what}");
+        assert_eq!(differing, 0, "{what} on {model}: {differing} outputs differ from the emulated engine's");
+        assert_eq!(got_stats.counters, want_stats.counters, "{what} on {model}: counters");
+        let cycles = got_stats.counters.cycles;
+        eprintln!("  {model}: {what}: {cycles} cycles identical ({rtl_wall:.1?})");
+        total += cycles;
+    }
+    assert_eq!(rtl.backend_mut().protocol_faults(), 0);
+    Some(total)
+}
+
+#[test]
+fn every_resnet20_convolution_matches_the_emulated_engine_on_two_array_sizes() {
+    let Some(data) = data_dir() else { return };
+    let graph = onnx::load(data.join("resnet20-cifar10.onnx"), &ImportOptions { batch: 1 }).expect("import");
+    let shapes = distinct_convolutions(&graph);
+    assert!(shapes.len() >= 5, "ResNet-20 has 3x3 convolutions at three widths, strided and not");
+    // The 4×4 `tiny` engine's 1024-block weight buffer cannot hold a double-buffered chunk of a 3×3×64
+    // convolution's columns (the runtime tiles columns, not the reduction): 8×8 is the second size.
+    for model in ["8x8", "16x16"] {
+        let Some(cycles) = convolutions_match(model, "resnet20", &shapes, usize::MAX, 20) else { return };
+        eprintln!("resnet20: {} distinct convolutions on verilator:{model}: {cycles} cycles, identical", shapes.len());
+    }
+}
+
+#[test]
+fn every_resnet50_convolution_matches_the_emulated_engine_on_two_array_sizes() {
+    let graph = runtime::models::resnet50::resnet50_synthetic(50, 1).expect("ResNet-50");
+    let shapes = distinct_convolutions(&graph);
+    assert!(shapes.len() >= 20, "ResNet-50 v1.5 has {} distinct convolutions", shapes.len());
+    // Inputs cropped to 7x7: every layer's reduction and column tiling with a few output rows.
+    for (model, crop) in [("16x16", 7), ("8x8", 7)] {
+        let Some(cycles) = convolutions_match(model, "resnet50", &shapes, crop, 50) else { return };
+        eprintln!(
+            "resnet50: {} distinct convolutions (inputs cropped to {crop}x{crop}) on verilator:{model}: {cycles} \
+             cycles, identical",
+            shapes.len()
+        );
+    }
 }
