@@ -74,7 +74,7 @@ export SYSTOLE_REQUIRE_PIL=1
 FEATURES=()
 if command -v verilator >/dev/null 2>&1 && command -v yosys >/dev/null 2>&1; then
     export SYSTOLE_REQUIRE_HDL_TOOLS=1
-    # Verilator's lint of the 16x16 and 32x32 engines and arrays besides tiny (about a minute); their Yosys
+    # Verilator's lint of the 16x16 and 32x32 engines and arrays besides tiny (about three minutes); their Yosys
     # synthesis (17 minutes) is run on request: SYSTOLE_HDL_SYNTH_CONFIGS=16x16,32x32 (docs/hardware.md).
     export SYSTOLE_HDL_LINT_CONFIGS=16x16,32x32
     FEATURES=(--features sim/verilator)

@@ -6,7 +6,7 @@
 //! it, and prepends a header recording the configuration and the generator's version.
 //!
 //! Identical instances share one module: rust-hdl writes one module per instance (a 16×16 engine: 4 582
-//! modules, 206k lines), [`share_identical_modules`] keeps one module per distinct circuit (103 modules, 60k
+//! modules, 206k lines), [`share_identical_modules`] keeps one module per distinct circuit (103 modules, 51k
 //! lines), so Verilator and Yosys elaborate each circuit once and a reader finds one PE, not 256.
 //!
 //! Two parts can be exported ([`Part`]): the whole **engine** ([`crate::engine`]: BAR0, memory channels,

@@ -8,7 +8,8 @@
 //!
 //! So the first test that needs the binary asks cargo to build it: `cargo build -p cli --bin systole
 //! --message-format=json` with the cargo that runs these tests (`$CARGO`), in the same profile family
-//! (`--release` when this test was built without debug assertions), and takes the executable's path from
+//! (`--release` when this test was built without debug assertions; `--features sim/verilator` when this test
+//! process has the Verilator models), and takes the executable's path from
 //! cargo's `compiler-artifact` message. That always tests the current sources, honours `CARGO_TARGET_DIR`
 //! and cargo configuration, and happens once per test process (the result is cached in a `OnceLock`).
 //! Cargo releases its build lock before it runs test binaries, so the nested build does not deadlock.
@@ -38,6 +39,11 @@ fn systole_bin() -> &'static Path {
         ]);
         if !cfg!(debug_assertions) {
             cmd.arg("--release");
+        }
+        // The same features as this test run: with the Verilator models when these tests have them (the sim
+        // crate is built once per feature set, so this reuses the models already built).
+        if !sim::models().is_empty() {
+            cmd.args(["--features", "sim/verilator"]);
         }
         let out = cmd.output().expect("running cargo to build systole");
         assert!(out.status.success(), "cargo build -p cli failed:\n{}", String::from_utf8_lossy(&out.stderr));
@@ -224,13 +230,31 @@ fn device_selftest_passes_on_the_emulated_engine() {
     let out = systole_ok(&["device", "info", "--device", "emu:32x32"]);
     assert!(out.contains("32x32") && out.contains("mxint8") && out.contains("0x53595354"), "{out}");
     let out = systole_ok(&["device", "list"]);
-    assert!(out.starts_with("emu"), "{out}");
+    assert!(out.starts_with("emu") && out.contains("rust-hdl:CONFIG"), "{out}");
+}
+
+/// The verilated engine as a device of the command line (when this build has the Verilator models; the test
+/// command always builds them): listed, and its self-test passes bit and cycle for cycle.
+#[test]
+fn device_selftest_passes_on_the_verilated_engine() {
+    let out = systole_ok(&["device", "list"]);
+    if !out.contains("verilator:16x16") {
+        assert!(std::env::var("SYSTOLE_REQUIRE_HDL_TOOLS").as_deref() != Ok("1"), "no Verilator models: {out}");
+        eprintln!("SKIP: this build has no Verilator models (build with --features sim/verilator)");
+        return;
+    }
+    let out = systole_ok(&["device", "selftest", "--device", "verilator:16x16"]);
+    assert!(out.contains("0 differ from the golden model") && out.contains("result       PASS"), "{out}");
+    assert!(out.contains("systole_engine_16x16_msfp16"), "{out}");
 }
 
 #[test]
 fn unreachable_devices_fail_with_a_clear_message() {
     let err = systole_err(&["device", "info", "--device", "fpga0"]);
-    assert!(err.contains("expected emu, emu:CONFIG or vfio:PCI-ADDRESS"), "{err}");
+    assert!(err.contains("expected emu, emu:CONFIG, vfio:PCI-ADDRESS, verilator:MODEL or rust-hdl:CONFIG"), "{err}");
+    // A Verilator model this build does not have: the message names the ones it has and how to build it.
+    let err = systole_err(&["device", "info", "--device", "verilator:64x64"]);
+    assert!(err.contains("no Verilator model `64x64`") && err.contains("SYSTOLE_SIM_MODELS=64x64"), "{err}");
     // No such PCI device on this machine: the driver says so and nothing panics.
     let err = systole_err(&["device", "selftest", "--device", "vfio:0000:ff:1f.7"]);
     assert!(err.contains("0000:ff:1f.7"), "{err}");
