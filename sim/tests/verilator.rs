@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use arch::bfp::BfpTensor;
 use arch::isa::{Activation, Buffer, Op};
-use arch::program::{matmul, Matmul, OutputKind};
+use arch::program::{matmul, Matmul, MatmulProgram, OutputKind};
 use arch::EngineConfig;
 use driver::{selftest, Accelerator, Backend, DriverError, EmuBackend};
 use rand::{Rng, SeedableRng};
@@ -157,14 +157,10 @@ fn random_layers_match_the_emulated_engine_bit_for_bit_on_the_16x16_engine() {
     random_layers_match("16x16", 53, RANDOM_GEMMS_PER_SIZE);
 }
 
-#[test]
-fn a_failing_program_reports_the_emulated_error_and_the_engine_recovers() {
-    let Some(mut rtl) = verilated("tiny") else { return };
-    let cfg = *rtl.config();
-    let mut emu = emulated(&cfg);
-    let mut rng = ChaCha8Rng::seed_from_u64(52);
-    let a = random_bfp(&cfg, &mut rng, 8);
-    let w = random_bfp(&cfg, &mut rng, 16);
+/// A plain 8-row, one-block, 16-column layer of random blocks (no bias, no activation, BFP output).
+fn small_layer(cfg: &EngineConfig, seed: u64) -> MatmulProgram {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (a, w) = (random_bfp(cfg, &mut rng, 8), random_bfp(cfg, &mut rng, 16));
     let spec = Matmul {
         a: &a,
         w: &w,
@@ -175,7 +171,15 @@ fn a_failing_program_reports_the_emulated_error_and_the_engine_recovers() {
         activation: Activation::None,
         output: OutputKind::Bfp,
     };
-    let p = matmul(&cfg, &spec).expect("layer");
+    matmul(cfg, &spec).expect("layer")
+}
+
+#[test]
+fn a_failing_program_reports_the_emulated_error_and_the_engine_recovers() {
+    let Some(mut rtl) = verilated("tiny") else { return };
+    let cfg = *rtl.config();
+    let mut emu = emulated(&cfg);
+    let p = small_layer(&cfg, 52);
     let mut broken = p.window.bytes.clone();
     let act = p.program.iter().find_map(|i| match i.op {
         Op::Load(l) if l.buffer == Buffer::Act => Some(l),
@@ -199,19 +203,7 @@ fn a_failing_program_reports_the_emulated_error_and_the_engine_recovers() {
 fn a_waveform_of_a_window_of_cycles_is_written_as_vcd() {
     let Some(mut rtl) = verilated("tiny+trace") else { return };
     let cfg = *rtl.config();
-    let mut rng = ChaCha8Rng::seed_from_u64(54);
-    let (a, w) = (random_bfp(&cfg, &mut rng, 8), random_bfp(&cfg, &mut rng, 16));
-    let spec = Matmul {
-        a: &a,
-        w: &w,
-        m: 8,
-        n: 16,
-        bias: None,
-        residual: None,
-        activation: Activation::None,
-        output: OutputKind::Bfp,
-    };
-    let p = matmul(&cfg, &spec).expect("layer");
+    let p = small_layer(&cfg, 54);
     let dir = std::env::temp_dir().join(format!("systole-trace-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch directory");
     let path = dir.join("layer.vcd");
