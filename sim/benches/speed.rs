@@ -58,7 +58,10 @@ fn layer(cfg: &EngineConfig) -> MatmulProgram {
     matmul(cfg, &spec).expect("the benchmark layer fits")
 }
 
-/// One measurement: simulated cycles (device cycles of the runs) and the wall time they took.
+/// One measurement: simulated cycles (device cycles of the runs) and the wall time they took. Repeated runs of
+/// one program need not take the same cycles (the program's place in the command ring moves), so means over
+/// different numbers of runs can differ by a cycle between simulators; run for run they are equal (the tests
+/// compare them).
 struct Speed {
     runs: u64,
     cycles: u64,
@@ -99,7 +102,7 @@ fn main() {
     println!("Simulated cycles per second of the whole engine, one benchmark layer (rows x 2 blocks x cols, bias,");
     println!("ReLU, BFP output) through the driver; ratios against rust-hdl's simulator of the same engine.\n");
     println!(
-        "| engine | simulator | threads | layer cycles | runs | wall | cycles/s | vs rust-hdl |\n|---|---|---|---|---|---|---|---|"
+        "| engine | simulator | threads | mean cycles per run | runs | wall | cycles/s | vs rust-hdl |\n|---|---|---|---|---|---|---|---|"
     );
     let mut best_16x16: Option<(String, f64)> = None;
     for preset in presets {
