@@ -37,6 +37,22 @@ fn runs_match_the_golden_model_bit_for_bit_and_report_its_counters() {
 }
 
 #[test]
+fn an_observer_sees_every_completed_program_and_no_failed_one() {
+    let cfg = EngineConfig::tiny();
+    let golden = common::golden_matmul(cfg);
+    let mut acc = Accelerator::open(EmuBackend::new(cfg, WINDOW).unwrap()).unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    acc.observe(move |stats| log.lock().unwrap().push(stats.counters));
+    for _ in 0..2 {
+        acc.write_data(&golden.built.window.bytes).unwrap();
+        acc.run(&golden.built.program).unwrap();
+    }
+    assert!(acc.run(&common::token_underflow()).is_err());
+    assert_eq!(*seen.lock().unwrap(), vec![golden.counters, golden.counters], "two programs completed");
+}
+
+#[test]
 fn an_engine_error_is_explained_and_the_engine_recovers() {
     let cfg = EngineConfig::tiny();
     let mut acc = Accelerator::open(EmuBackend::new(cfg, WINDOW).unwrap()).unwrap();
