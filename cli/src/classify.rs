@@ -208,7 +208,7 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
         None => compile::compile(&pipeline.graph, &cfg).context("compiling for the engine")?,
     };
     let top = args.top as usize;
-    let simulated = matches!(device, DeviceSpec::Verilator(_) | DeviceSpec::RustHdl(_));
+    let simulated = device.is_simulated();
     let mut failures = 0;
     for path in &args.images {
         let result = (|| -> Result<()> {

@@ -52,7 +52,7 @@ pub fn list(ids: &[(u16, u16)]) -> Result<()> {
 pub fn open_with(spec: &DeviceSpec, options: &sim::SimOptions) -> Result<Accelerator<Box<dyn driver::Backend>>> {
     let backend = sim::open_device(spec, options).with_context(|| format!("opening {spec}"))?;
     let mut acc = Accelerator::open(backend).with_context(|| format!("discovering the engine on {spec}"))?;
-    if matches!(spec, DeviceSpec::Verilator(_) | DeviceSpec::RustHdl(_)) {
+    if spec.is_simulated() {
         acc.set_timeout(std::time::Duration::from_secs(3600));
     }
     Ok(acc)

@@ -69,6 +69,12 @@ pub fn is_pci_address(s: &str) -> bool {
 }
 
 impl DeviceSpec {
+    /// Whether this is a simulated engine (Verilator or rust-hdl): thousands of times slower than the hardware
+    /// it models, so callers wait longer and show progress.
+    pub fn is_simulated(&self) -> bool {
+        matches!(self, DeviceSpec::Verilator(_) | DeviceSpec::RustHdl(_))
+    }
+
     /// Opens the backend for this device: the emulated and the real engines; a simulated one (opened by
     /// `sim::open_device`) is [`DriverError::Unavailable`] here.
     pub fn open(&self) -> Result<Box<dyn Backend>, DriverError> {
@@ -102,5 +108,9 @@ mod tests {
             assert!(bad.parse::<DeviceSpec>().is_err(), "{bad}");
         }
         assert!(matches!(DeviceSpec::RustHdl(EngineConfig::tiny()).open(), Err(DriverError::Unavailable(_))));
+        assert!(
+            DeviceSpec::Verilator("tiny".into()).is_simulated()
+                && !DeviceSpec::Emu(EngineConfig::tiny()).is_simulated()
+        );
     }
 }
