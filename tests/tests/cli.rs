@@ -210,9 +210,10 @@ fn hdl_export_writes_verilog_with_its_configuration_and_waivers() {
     assert!(std::fs::read_to_string(&vlt).unwrap().contains("lint_off"), "the waivers are a Verilator control file");
     // The array alone, for a shape the whole engine is not built for.
     let array = dir.path().join("array.v");
-    let out = systole_ok(&["hdl", "export", "--config", "8x8", "--part", "array", "-o", array.to_str().unwrap()]);
-    assert!(out.contains("systole_array_8x8_msfp16"), "{out}");
-    let err = systole_err(&["hdl", "export", "--config", "8x8", "-o", array.to_str().unwrap()]);
+    let out =
+        systole_ok(&["hdl", "export", "--config", "8x8-msfp12", "--part", "array", "-o", array.to_str().unwrap()]);
+    assert!(out.contains("systole_array_8x8_msfp12"), "{out}");
+    let err = systole_err(&["hdl", "export", "--config", "8x8-msfp12", "-o", array.to_str().unwrap()]);
     assert!(err.contains("engine_top!"), "the engine is refused with what to add: {err}");
     // An array size that is not stamped out is refused with what to do about it, and writes nothing.
     let missing = dir.path().join("no.v");
