@@ -178,13 +178,15 @@ mod verilated {
                  offset: u32) -> u32;\n    fn {s}_run(sim: *mut c_void, max_cycles: u64) -> u64;\n    fn \
                  {s}_irq(sim: *mut c_void) -> u8;\n    fn {s}_cycle(sim: *mut c_void) -> u64;\n    fn \
                  {s}_faults(sim: *mut c_void) -> u64;\n    fn {s}_trace(sim: *mut c_void, path: *const c_char, \
-                 from: u64, to: u64) -> i32;\n",
+                 from: u64, to: u64) -> i32;\n    fn {s}_instruction_events(sim: *mut c_void, out: *mut u64, \
+                 capacity: u64) -> u64;\n",
                 s = m.symbol
             ));
             table.push_str(&format!(
                 "    Model {{ name: {n:?}, preset: {p:?}, top: {top:?}, threads: {t}, trace: {tr}, new: {s}_new, delete: {s}_delete, set_memory: \
                  {s}_set_memory, bar_write: {s}_bar_write, bar_read: {s}_bar_read, run: {s}_run, irq: {s}_irq, \
-                 cycle: {s}_cycle, faults: {s}_faults, trace_to: {s}_trace }},\n",
+                 cycle: {s}_cycle, faults: {s}_faults, trace_to: {s}_trace, instruction_events: \
+                 {s}_instruction_events }},\n",
                 n = m.name,
                 p = m.preset,
                 t = m.threads,

@@ -8,6 +8,7 @@
 //! * [`isa`]: the instruction set and its binary encoding;
 //! * [`regs`]: the BAR0 register map;
 //! * [`timing`]: the cycle model;
+//! * [`trace`]: the engine's instruction-trace port, from which simulators time every instruction;
 //! * [`golden`]: the golden model, a plain interpreter that is exact to the bit and to the cycle;
 //! * [`program`]: building programs (a DMA-window image and a tiled, double-buffered matrix product);
 //! * [`fast`]: the fast, bit-identical GEMM kernel the runtime's emulated engine uses.
@@ -24,6 +25,7 @@ pub mod isa;
 pub mod program;
 pub mod regs;
 pub mod timing;
+pub mod trace;
 
 pub use bfp::{BfpFormat, BfpTensor, Rounding};
 pub use config::EngineConfig;

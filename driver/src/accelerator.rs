@@ -50,7 +50,11 @@ pub struct Accelerator<B: Backend> {
     head: u32,
     timeout: Duration,
     observer: Option<RunObserver>,
+    timelines: Option<Vec<Timeline>>,
 }
+
+/// One program's per-instruction timing as [`Backend::timeline`] gives it.
+pub type Timeline = Result<Vec<arch::timing::Timing>, arch::trace::TraceError>;
 
 /// What [`Accelerator::observe`] calls after every completed program.
 type RunObserver = Box<dyn FnMut(&RunStats) + Send>;
@@ -79,7 +83,7 @@ impl<B: Backend> Accelerator<B> {
             return Err(DriverError::WindowTooSmall { need: 2 * ring_bytes, have: window_len });
         }
         let cq_base = (window_len - ring_bytes) as u32;
-        let mut acc = Accelerator { backend, config, cq_base, head: 0, timeout: DEFAULT_TIMEOUT, observer: None };
+        let mut acc = Accelerator { backend, config, cq_base, head: 0, timeout: DEFAULT_TIMEOUT, observer: None, timelines: None };
         acc.reset()?;
         Ok(acc)
     }
@@ -108,6 +112,12 @@ impl<B: Backend> Accelerator<B> {
     /// The backend's name.
     pub fn name(&self) -> String {
         self.backend.name()
+    }
+
+    /// When every instruction of the last program was dispatched, started and ended, where the backend
+    /// observes it ([`Backend::timeline`]).
+    pub fn timeline(&mut self) -> Option<Timeline> {
+        self.backend.timeline()
     }
 
     /// The backend, for backend-specific controls.
@@ -181,7 +191,24 @@ impl<B: Backend> Accelerator<B> {
         if let Some(observe) = &mut self.observer {
             observe(&stats);
         }
+        if self.timelines.is_some() {
+            let timeline = self.backend.timeline();
+            self.timelines.as_mut().expect("recording").extend(timeline);
+        }
         Ok(stats)
+    }
+
+    /// From now on, keeps the timeline ([`Backend::timeline`]) of every program that completes, for
+    /// [`Accelerator::take_timelines`]: per-instruction cycle accounting across the many programs of a layer
+    /// or a network. Backends that cannot observe timelines add nothing.
+    pub fn record_timelines(&mut self) {
+        self.timelines.get_or_insert_with(Vec::new);
+    }
+
+    /// The timelines kept since [`Accelerator::record_timelines`] or the last call, in program order
+    /// (recording goes on).
+    pub fn take_timelines(&mut self) -> Vec<Timeline> {
+        self.timelines.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// Calls `observe` with the statistics of every program that completes from now on: progress displays

@@ -7,6 +7,9 @@
 
 use std::time::Duration;
 
+use arch::timing::Timing;
+use arch::trace::TraceError;
+
 use crate::DriverError;
 
 /// A device as the driver sees it.
@@ -34,6 +37,15 @@ pub trait Backend: Send {
     /// A human explanation of the device's last error beyond its error code, where the backend has one (the
     /// emulator does: it runs the golden model). Hardware backends return `None`.
     fn diagnostics(&mut self) -> Option<String> {
+        None
+    }
+
+    /// When every instruction of the last program was dispatched, started and ended (cycles from the
+    /// doorbell, in program order), where the backend observes it: the emulator from the golden model, the
+    /// simulated RTL from the engine's instruction-trace port (`arch::trace`). `None` where it cannot be
+    /// observed (hardware); an error when the last program did not complete or its trace breaks the port's
+    /// rules.
+    fn timeline(&mut self) -> Option<Result<Vec<Timing>, TraceError>> {
         None
     }
 }
@@ -66,5 +78,9 @@ impl Backend for Box<dyn Backend> {
 
     fn diagnostics(&mut self) -> Option<String> {
         (**self).diagnostics()
+    }
+
+    fn timeline(&mut self) -> Option<Result<Vec<Timing>, TraceError>> {
+        (**self).timeline()
     }
 }

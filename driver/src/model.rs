@@ -27,6 +27,7 @@ pub struct EngineModel {
     cq_tail: u32,
     latched_hi: u32,
     last_error: Option<ExecError>,
+    timeline: Option<Vec<arch::timing::Timing>>,
 }
 
 impl EngineModel {
@@ -48,6 +49,7 @@ impl EngineModel {
             cq_tail: 0,
             latched_hi: 0,
             last_error: None,
+            timeline: None,
         })
     }
 
@@ -70,6 +72,12 @@ impl EngineModel {
     /// The golden model's explanation of the last error, which hardware cannot give.
     pub fn last_error(&self) -> Option<&ExecError> {
         self.last_error.as_ref()
+    }
+
+    /// The golden model's timeline of the last program, when it completed (`None` after an error or before
+    /// the first doorbell).
+    pub fn timeline(&self) -> Option<&[arch::timing::Timing]> {
+        self.timeline.as_deref()
     }
 
     /// Reads a register. Unlisted offsets read as zero, as the register map specifies; `None` only for an
@@ -157,8 +165,10 @@ impl EngineModel {
         self.cq_tail = tail;
         let window_len = (self.dma_size as usize).min(memory.len());
         let result = self.engine.run_ring(&mut memory[..window_len], self.cq_base, self.cq_size, self.cq_head, tail);
+        self.timeline = None;
         match result {
-            Ok(_) => {
+            Ok(report) => {
+                self.timeline = Some(report.timeline);
                 self.cq_head = tail;
                 self.irq_status |= regs::IRQ_DONE;
             }

@@ -53,6 +53,36 @@ fn an_observer_sees_every_completed_program_and_no_failed_one() {
 }
 
 #[test]
+fn recorded_timelines_time_every_instruction_of_every_completed_program_as_the_cycle_model_does() {
+    let cfg = EngineConfig::tiny();
+    let golden = common::golden_matmul(cfg);
+    let mut acc = Accelerator::open(EmuBackend::new(cfg, WINDOW).unwrap()).unwrap();
+    acc.write_data(&golden.built.window.bytes).unwrap();
+    acc.run(&golden.built.program).unwrap();
+    assert!(acc.take_timelines().is_empty(), "nothing is kept before recording starts");
+    acc.record_timelines();
+    let mut cycles = Vec::new();
+    for _ in 0..2 {
+        acc.write_data(&golden.built.window.bytes).unwrap();
+        cycles.push(acc.run(&golden.built.program).unwrap().counters.cycles);
+    }
+    assert!(acc.run(&common::token_underflow()).is_err());
+    assert!(acc.timeline().expect("the emulator observes timelines").is_err(), "the last program failed");
+    let timelines = acc.take_timelines();
+    assert_eq!(timelines.len(), 2, "one per completed program");
+    for (t, cycles) in timelines.into_iter().zip(cycles) {
+        let t = t.expect("a completed program has a timeline");
+        assert_eq!(t.len(), golden.built.program.len(), "every instruction");
+        assert_eq!(t.last().unwrap().end, cycles, "FINISH ends at the program's cycle count");
+        assert!(t.iter().all(|t| t.dispatch <= t.start && t.start < t.end));
+        for (got, inst) in t.iter().zip(&golden.built.program) {
+            assert_eq!(got.end - got.start, arch::timing::instruction_cycles(&cfg, inst), "{inst:?}");
+        }
+    }
+    assert!(acc.take_timelines().is_empty(), "taken");
+}
+
+#[test]
 fn an_engine_error_is_explained_and_the_engine_recovers() {
     let cfg = EngineConfig::tiny();
     let mut acc = Accelerator::open(EmuBackend::new(cfg, WINDOW).unwrap()).unwrap();

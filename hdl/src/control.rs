@@ -277,6 +277,9 @@ pub struct Control<const W: usize, const F: usize> {
     pub dispatched: Signal<Out, Bit>,
     /// The index of the instruction dispatched (valid with `dispatched`).
     pub dispatch_pc: Signal<Out, Bits<32>>,
+    /// The instruction-trace port (`arch::trace`): this cycle's dispatch, starts, ends and FINISH, so that a
+    /// simulator times every instruction; nothing in the engine reads it.
+    pub trace: Signal<Out, Bits<16>>,
 
     // Program state.
     running: DFF<Bit>,
@@ -406,6 +409,7 @@ pub struct Control<const W: usize, const F: usize> {
     all_idle: Signal<Local, Bit>,
     fin_go: Signal<Local, Bit>,
     retired_l: Signal<Local, Bits<3>>,
+    trace_l: Signal<Local, Bits<16>>,
     e_valid: Signal<Local, Bit>,
     e_code: Signal<Local, Bits<4>>,
     e_pc: Signal<Local, Bits<32>>,
@@ -539,6 +543,7 @@ impl<const W: usize, const F: usize> Control<W, F> {
             retired: Default::default(),
             dispatched: Default::default(),
             dispatch_pc: Default::default(),
+            trace: Default::default(),
             running: Default::default(),
             ring_bad: Default::default(),
             err: Default::default(),
@@ -664,6 +669,7 @@ impl<const W: usize, const F: usize> Control<W, F> {
             all_idle: Default::default(),
             fin_go: Default::default(),
             retired_l: Default::default(),
+            trace_l: Default::default(),
             e_valid: Default::default(),
             e_code: Default::default(),
             e_pc: Default::default(),
@@ -1044,6 +1050,18 @@ impl<const W: usize, const F: usize> Logic for Control<W, F> {
         }
         self.retired.next = self.retired_l.val();
 
+        // ---- The instruction-trace port, bit for bit as `arch::trace` lays it out (checked below the block).
+        self.trace_l.next = 0.into();
+        self.trace_l.next = self.trace_l.val().replace_bit(0, self.running.q.val());
+        self.trace_l.next = self.trace_l.val().replace_bit(1, self.disp_fire.val());
+        for s in 0..3 {
+            self.trace_l.next = self.trace_l.val().replace_bit(2 + s, self.disp_fire.val() & self.c_soh.val().get_bit(s));
+            self.trace_l.next = self.trace_l.val().replace_bit(5 + s, self.start[s].val());
+            self.trace_l.next = self.trace_l.val().replace_bit(8 + s, self.end[s].val());
+        }
+        self.trace_l.next = self.trace_l.val().replace_bit(11, self.fin_go.val() & !self.ovf.q.val());
+        self.trace.next = self.trace_l.val();
+
         // ---- Errors: the lowest index among this cycle's.
         self.e_valid.next = false;
         self.e_code.next = 0.into();
@@ -1164,3 +1182,14 @@ impl<const W: usize, const F: usize> Logic for Control<W, F> {
         }
     }
 }
+
+// The trace port's bit positions written as literals in `update` (its generator wants literal indices) are
+// `arch::trace`'s.
+const _: () = assert!(
+    arch::trace::RUNNING == 1 << 0
+        && arch::trace::DISPATCH == 1 << 1
+        && arch::trace::DISPATCH_STAGE_LSB == 2
+        && arch::trace::START_LSB == 5
+        && arch::trace::END_LSB == 8
+        && arch::trace::FINISH == 1 << 11
+);

@@ -5,6 +5,8 @@
 //! # Ports
 //! * **BAR0**: `bar` ([`crate::regfile::BarPort`]: writes, and reads with their data the cycle after the
 //!   strobe) and `irq`, the register map of `arch::regs` ([`crate::regfile`]).
+//! * **Trace**: `inst_trace`, the instruction-trace port of `arch::trace` (dispatch, start and end of every
+//!   instruction), which the simulators read to time each instruction; a board leaves it unconnected.
 //! * **Memory**: three channels of the memory-port protocol ([`crate::dma`]): `fetch` (instruction fetch,
 //!   read), `load_dma` (the LOAD unit, read) and `store_dma` (the STORE unit, write). A bridge to AXI4 or
 //!   XDMA adapts them; the test benches serve them from [`crate::dma::HostMemory`].
@@ -52,6 +54,8 @@ pub trait EnginePorts<const W: usize>: EngineTop {
     fn bar_mut(&mut self) -> &mut crate::regfile::BarPort;
     /// The interrupt line.
     fn irq(&self) -> bool;
+    /// The instruction-trace port's bits this cycle (`arch::trace`).
+    fn trace(&self) -> u16;
     /// The three memory channels: instruction fetch, LOAD's reads, STORE's writes.
     fn channels_mut(
         &mut self,
@@ -79,6 +83,9 @@ macro_rules! engine_top {
             pub load_dma: $crate::dma::DmaReadPort<W>,
             /// The STORE unit's write channel.
             pub store_dma: $crate::dma::DmaWritePort<W>,
+            /// The instruction-trace port (`arch::trace`): for simulators; leave it unconnected on a board.
+            /// (Not `trace`: Verilator's models have a `trace` method.)
+            pub inst_trace: Signal<Out, Bits<16>>,
             /// Register file and control.
             pub front: $crate::regfile::ControlRegs<W, F>,
             /// The LOAD unit.
@@ -122,6 +129,7 @@ macro_rules! engine_top {
                     fetch: Default::default(),
                     load_dma: Default::default(),
                     store_dma: Default::default(),
+                    inst_trace: Default::default(),
                     front: $crate::regfile::ControlRegs::new(cfg)?,
                     load: *$crate::load::LoadUnit::new(cfg)?,
                     gemm: *$crate::gemm::$gemm::new(cfg)?,
@@ -165,6 +173,9 @@ macro_rules! engine_top {
             fn irq(&self) -> bool {
                 self.irq.val()
             }
+            fn trace(&self) -> u16 {
+                self.inst_trace.val().to_u64() as u16
+            }
             fn channels_mut(
                 &mut self,
             ) -> (
@@ -198,6 +209,7 @@ macro_rules! engine_top {
                 // BAR0 and the fetch channel.
                 $crate::regfile::BarPort::link(&mut self.bar, &mut self.front.bar);
                 self.irq.next = self.front.irq.val();
+                self.inst_trace.next = self.front.trace.val();
                 $crate::dma::DmaReadPort::<W>::link(&mut self.fetch, &mut self.front.fetch);
 
                 // The load stage (0): LOAD.

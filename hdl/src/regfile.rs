@@ -658,6 +658,8 @@ pub struct ControlRegs<const W: usize, const F: usize> {
     pub stage_error_code: Vec<Signal<In, Bits<4>>>,
     /// Saturations this cycle (from the compute units).
     pub sat_count: Signal<In, Bits<16>>,
+    /// The control's instruction-trace port (`arch::trace`).
+    pub trace: Signal<Out, Bits<16>>,
     /// The register file.
     pub regs: RegFile,
     /// The control.
@@ -683,6 +685,7 @@ impl<const W: usize, const F: usize> ControlRegs<W, F> {
             stage_error: v(STAGES),
             stage_error_code: v(STAGES),
             sat_count: Default::default(),
+            trace: Default::default(),
             regs: RegFile::new(cfg)?,
             control: Control::new(cfg)?,
         })
@@ -698,6 +701,7 @@ impl<const W: usize, const F: usize> Logic for ControlRegs<W, F> {
         BarPort::link(&mut self.bar, &mut self.regs.bar);
         self.irq.next = self.regs.irq.val();
         self.engine_reset.next = self.regs.engine_reset.val();
+        self.trace.next = self.control.trace.val();
         self.dma_base.next = self.regs.dma_base.val();
         self.dma_size.next = self.regs.dma_size.val();
         self.regs.sat_count.next = self.sat_count.val();

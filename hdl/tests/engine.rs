@@ -5,7 +5,8 @@
 //!
 //! A program that completes must leave host memory and all four on-chip buffers identical to the golden
 //! model's, bit for bit, raise the DONE interrupt in cycle `cycles` after the doorbell, and leave every BAR0
-//! counter (cycles, instructions, MACs, bytes, stage busy cycles, saturations) at the golden model's value.
+//! counter (cycles, instructions, MACs, bytes, stage busy cycles, saturations) at the golden model's value,
+//! and time every instruction (dispatch, start, end: the trace port, `arch::trace`) as the golden model does.
 //! A program that fails must stop with the golden model's error code and instruction index, and the engine
 //! must run the next program correctly after `CTRL.RESET`. Every cycle the bench also checks that at most one
 //! unit drives each port of a buffer (the accumulator-port rule and the compute stage's ownership).
@@ -52,6 +53,7 @@ macro_rules! bench {
             load: ReadChannel<$w>,
             store: WriteChannel<$w>,
             t: u64,
+            trace: arch::trace::Recorder,
         }
 
         impl $bench {
@@ -70,6 +72,7 @@ macro_rules! bench {
                     load: ReadChannel::new(l),
                     store: WriteChannel::new(),
                     t: 0,
+                    trace: Default::default(),
                 }
             }
 
@@ -79,6 +82,7 @@ macro_rules! bench {
                 self.load.drive(&mut self.h.uut.load_dma);
                 self.h.settle();
                 self.check_port_ownership();
+                self.trace.record(self.t, self.h.uut.inst_trace.val().to_u64() as u16);
                 self.fetch.sample(&mut self.mem, &self.h.uut.fetch);
                 self.load.sample(&mut self.mem, &self.h.uut.load_dma);
                 self.store.sample(&mut self.mem, &self.h.uut.store_dma);
@@ -235,6 +239,9 @@ macro_rules! bench {
                         // Cycle 0 is the cycle after the DOORBELL write; DONE is visible in cycle `cycles`.
                         assert_eq!(irq_after, 1 + c.cycles, "{what}: interrupt cycle");
                         assert!(self.mem.bytes == mem, "{what}: host memory differs from the golden model's");
+                        let timeline = self.trace.timeline().unwrap_or_else(|e| panic!("{what}: {e}"));
+                        arch::trace::compare(&timeline, &report.timeline)
+                            .unwrap_or_else(|e| panic!("{what}: the trace port's timeline: {e}"));
                         self.assert_buffers_equal(&after, what);
                         let want = [
                             c.cycles,

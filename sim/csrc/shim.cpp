@@ -51,6 +51,10 @@ struct Sim {
     uint64_t memory_len = 0;
     uint64_t iova_base = 0;
     uint64_t faults = 0;
+    // The instruction-trace port's events of the current or last program (arch::trace::Recorder's rule):
+    // cycle << 16 | bits, for the cycles where a bit other than RUNNING is set or RUNNING changes.
+    std::vector<uint64_t> events;
+    bool running = false;
 #if SYSTOLE_TRACE
     std::unique_ptr<VerilatedVcdC> vcd;
     bool tracing = false;
@@ -144,6 +148,11 @@ void step(Sim* s) {
     m->clock = 0;
     m->eval();
     dump(s, 2 * s->cycle);
+    const uint16_t bits = m->inst_trace;
+    const bool running = bits & 1;
+    if (running && !s->running) s->events.clear();
+    if ((bits & ~1) != 0 || running != s->running) s->events.push_back(s->cycle << 16 | bits);
+    s->running = running;
     if (m->fetch__024rd_req_valid) request(s, s->fetch, m->fetch__024rd_req_addr, m->fetch__024rd_req_len);
     if (m->load_dma__024rd_req_valid) request(s, s->load, m->load_dma__024rd_req_addr, m->load_dma__024rd_req_len);
     if (m->store_dma__024wr_valid) write_beat(s);
@@ -231,6 +240,14 @@ uint8_t @NAME@_irq(void* p) { return static_cast<Sim*>(p)->model->irq; }
 uint64_t @NAME@_cycle(void* p) { return static_cast<Sim*>(p)->cycle; }
 
 uint64_t @NAME@_faults(void* p) { return static_cast<Sim*>(p)->faults; }
+
+// Copies up to `capacity` instruction-trace events (cycle << 16 | bits) into `out`; returns how many there are.
+uint64_t @NAME@_instruction_events(void* p, uint64_t* out, uint64_t capacity) {
+    auto* s = static_cast<Sim*>(p);
+    const uint64_t n = s->events.size();
+    if (out != nullptr) std::memcpy(out, s->events.data(), std::min(n, capacity) * sizeof(uint64_t));
+    return n;
+}
 
 // Starts a VCD waveform of cycles [from, to) in `path` (replacing a trace in progress). Returns 0, -1 when the
 // model was built without tracing, -2 when the file cannot be opened.

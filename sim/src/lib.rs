@@ -42,6 +42,7 @@ struct Model {
     cycle: unsafe extern "C" fn(*mut c_void) -> u64,
     faults: unsafe extern "C" fn(*mut c_void) -> u64,
     trace_to: unsafe extern "C" fn(*mut c_void, *const c_char, u64, u64) -> i32,
+    instruction_events: unsafe extern "C" fn(*mut c_void, *mut u64, u64) -> u64,
 }
 
 include!(concat!(env!("OUT_DIR"), "/models.rs"));
@@ -240,5 +241,20 @@ impl Backend for VerilatorBackend {
                 return Ok(false);
             }
         }
+    }
+
+    fn timeline(&mut self) -> Option<Result<Vec<arch::timing::Timing>, arch::trace::TraceError>> {
+        // SAFETY: `sim` is live; the first call writes nothing (capacity 0), the second at most `n` words
+        // into a buffer of `n`.
+        let packed = unsafe {
+            let n = (self.model.instruction_events)(self.sim, std::ptr::null_mut(), 0);
+            let mut packed = vec![0u64; n as usize];
+            let written = (self.model.instruction_events)(self.sim, packed.as_mut_ptr(), n);
+            packed.truncate(written.min(n) as usize);
+            packed
+        };
+        let events: Vec<_> =
+            packed.iter().map(|&w| arch::trace::TraceEvent { cycle: w >> 16, bits: w as u16 }).collect();
+        Some(arch::trace::timeline(&events))
     }
 }

@@ -27,6 +27,7 @@ pub struct RustHdlBackend<E: EnginePorts<W>, const W: usize> {
     load: ReadChannel<W>,
     store: WriteChannel<W>,
     config: EngineConfig,
+    trace: arch::trace::Recorder,
 }
 
 // SAFETY: the circuit and the bridge models are plain data owned by this value and touched only through
@@ -49,6 +50,7 @@ impl<E: EnginePorts<W>, const W: usize> RustHdlBackend<E, W> {
             load: ReadChannel::new(config.dma_latency),
             store: WriteChannel::new(),
             config,
+            trace: Default::default(),
         };
         backend.harness.uut.reset_mut().next = true;
         backend.step();
@@ -72,6 +74,7 @@ impl<E: EnginePorts<W>, const W: usize> RustHdlBackend<E, W> {
         self.fetch.drive(fetch);
         self.load.drive(load);
         self.harness.settle();
+        self.trace.record(self.harness.cycles(), self.harness.uut.trace());
         let (fetch, load, store) = self.harness.uut.channels_mut();
         self.fetch.sample(&mut self.memory, fetch);
         self.load.sample(&mut self.memory, load);
@@ -130,6 +133,10 @@ impl<E: EnginePorts<W>, const W: usize> Backend for RustHdlBackend<E, W> {
                 return Ok(self.harness.uut.irq());
             }
         }
+    }
+
+    fn timeline(&mut self) -> Option<Result<Vec<arch::timing::Timing>, arch::trace::TraceError>> {
+        Some(self.trace.timeline())
     }
 }
 

@@ -1,6 +1,7 @@
 //! The verilated engine behind the driver (`sim::VerilatorBackend`) against the emulated engine (the golden
 //! model behind the same interface): the driver's self-test, random layer programs and a failing program,
-//! compared bit for bit in the DMA window and counter for counter (cycles included).
+//! compared bit for bit in the DMA window, counter for counter (cycles included) and instruction by
+//! instruction (dispatch, start and end cycles).
 //!
 //! Without the `verilator` feature there are no models and these tests skip with a message, unless
 //! `SYSTOLE_REQUIRE_HDL_TOOLS=1` (set by `scripts/test.sh` when Verilator is installed, together with the
@@ -96,7 +97,8 @@ fn the_driver_self_test_passes_on_the_verilated_engine() {
 }
 
 /// Random layer programs on the verilated `model` until they hold at least `min_gemms` GEMM instructions,
-/// each compared with the emulated engine: the whole DMA window bit for bit, every counter (cycles included).
+/// each compared with the emulated engine: the whole DMA window bit for bit, every counter (cycles included)
+/// and every instruction's dispatch, start and end cycle (the RTL's trace port against the golden model).
 /// Returns (programs, GEMM instructions, MACs, cycles).
 fn random_layers_match(model: &str, seed: u64, min_gemms: usize) -> Option<(usize, usize, u64, u64)> {
     let mut rtl = verilated(model)?;
@@ -104,7 +106,7 @@ fn random_layers_match(model: &str, seed: u64, min_gemms: usize) -> Option<(usiz
     let mut emu = emulated(&cfg);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let bs = cfg.format.block_size();
-    let (mut programs, mut gemms, mut macs, mut cycles) = (0, 0, 0, 0);
+    let (mut programs, mut gemms, mut macs, mut cycles, mut timed) = (0, 0, 0, 0, 0);
     let start = std::time::Instant::now();
     while gemms < min_gemms {
         // Rows from one to a few tiles, reductions of one to four blocks, one to three blocks of columns:
@@ -128,8 +130,13 @@ fn random_layers_match(model: &str, seed: u64, min_gemms: usize) -> Option<(usiz
         let p = matmul(&cfg, &spec).expect("a layer that fits");
         let ((got, rtl_data), (want, emu_data)) = run_both(&mut rtl, &mut emu, &p.window.bytes, &p.program);
         let (got, want) = (got.expect("RTL run"), want.expect("emulated run"));
-        assert!(rtl_data == emu_data, "{model} program {programs} ({m}x{kb}x{n}): the DMA windows differ");
-        assert_eq!(got.counters, want.counters, "{model} program {programs} ({m}x{kb}x{n}): counters");
+        let what = format!("{model} program {programs} ({m}x{kb}x{n})");
+        assert!(rtl_data == emu_data, "{what}: the DMA windows differ");
+        assert_eq!(got.counters, want.counters, "{what}: counters");
+        let rtl_timeline = rtl.timeline().expect("observed").unwrap_or_else(|e| panic!("{what}: {e}"));
+        let golden_timeline = emu.timeline().expect("observed").expect("completed");
+        arch::trace::compare(&rtl_timeline, &golden_timeline).unwrap_or_else(|e| panic!("{what}: timeline: {e}"));
+        timed += rtl_timeline.len();
         programs += 1;
         gemms += p.program.iter().filter(|i| matches!(i.op, Op::Gemm(_))).count();
         macs += got.counters.macs;
@@ -138,7 +145,7 @@ fn random_layers_match(model: &str, seed: u64, min_gemms: usize) -> Option<(usiz
     assert_eq!(rtl.backend_mut().protocol_faults(), 0);
     eprintln!(
         "{model}: {programs} random layer programs, {gemms} GEMM instructions, {macs} MACs, {cycles} cycles: \
-         identical to the emulated engine ({:.1?})",
+         identical to the emulated engine; {timed} instructions timed as the golden model times them ({:.1?})",
         start.elapsed()
     );
     Some((programs, gemms, macs, cycles))

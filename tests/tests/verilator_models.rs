@@ -1,11 +1,11 @@
 //! A real network through the RTL: ResNet-20 on real CIFAR-10 images, compiled by the runtime and run through
 //! the driver on the verilated `16x16` engine (`sim::VerilatorBackend`) and on the emulated `16x16` engine (the
-//! golden model behind the same driver). Every logit must be bit-identical and every step's counters, cycles
-//! included, equal; the images must be classified as the emulated engine classifies them.
+//! golden model behind the same driver). Every logit must be bit-identical, every step's counters, cycles
+//! included, equal, and every instruction dispatched, started and ended in the same cycle; the images must be classified as the emulated engine classifies them.
 //!
 //! Every distinct convolution of ResNet-20 (real weights) and ResNet-50 v1.5 (synthetic weights) runs alone on
 //! the verilated and the emulated engines, on two array sizes: outputs bit-identical, counters (cycles
-//! included) equal per layer. ResNet-50's spatial sizes are cropped (its channel counts, kernels, strides and
+//! included) equal per layer, and every instruction dispatched, started and ended in the same cycle. ResNet-50's spatial sizes are cropped (its channel counts, kernels, strides and
 //! paddings kept) so that the layers fit CI time.
 //!
 //! Needs the `sim/verilator` feature (scripts/test.sh enables it with Verilator installed) and the real data
@@ -79,6 +79,8 @@ fn resnet20_through_the_verilated_engine_equals_the_emulated_engine() {
     assert_eq!(cfg, EngineConfig::default_16x16());
     let mut emu = Accelerator::open(EmuBackend::new(cfg, WINDOW).expect("emulated engine")).expect("open");
     let model = compile::compile(&graph, &cfg).expect("compile");
+    rtl.record_timelines();
+    emu.record_timelines();
 
     let t = Instant::now();
     let want = model.run(&mut emu, std::slice::from_ref(&x)).expect("emulated run");
@@ -94,11 +96,19 @@ fn resnet20_through_the_verilated_engine_equals_the_emulated_engine() {
     for (i, (gs, ws)) in got.steps.iter().zip(&want.steps).enumerate() {
         assert_eq!(gs.stats.counters, ws.stats.counters, "step {i}: counters");
     }
+    let (rtl_timelines, golden_timelines) = (rtl.take_timelines(), emu.take_timelines());
+    assert_eq!(rtl_timelines.len(), golden_timelines.len(), "programs timed");
+    let mut timed = 0;
+    for (k, (r, g)) in rtl_timelines.into_iter().zip(golden_timelines).enumerate() {
+        let r = r.unwrap_or_else(|e| panic!("program {k}: {e}"));
+        arch::trace::compare(&r, &g.expect("completed")).unwrap_or_else(|e| panic!("program {k}: {e}"));
+        timed += r.len();
+    }
     let cycles: u64 = got.steps.iter().map(|s| s.stats.counters.cycles).sum();
     let classes: Vec<usize> = g.outer_iter().map(|v| argmax(v.view())).collect();
     eprintln!(
         "resnet20 on verilator:16x16, {IMAGES} CIFAR-10 images (labels {:?}): classes {classes:?}, logits and \
-         counters identical to emu:16x16; {cycles} cycles in {rtl_wall:.1?} ({:.0} simulated cycles/s; the \
+         counters identical to emu:16x16, {timed} instructions timed identically; {cycles} cycles in {rtl_wall:.1?} ({:.0} simulated cycles/s; the \
          emulated engine took {emu_wall:.1?})",
         &labels[..IMAGES],
         cycles as f64 / rtl_wall.as_secs_f64()
@@ -147,13 +157,16 @@ fn distinct_convolutions(graph: &Graph) -> Vec<ConvShape> {
 }
 
 /// Runs every convolution of `shapes` on the verilated `model` and on the emulated engine, with a random input
-/// cropped to at most `crop`×`crop`; outputs must be bit-identical and counters equal. Returns the cycles.
+/// cropped to at most `crop`×`crop`; outputs must be bit-identical, counters equal and every instruction's
+/// dispatch, start and end cycle equal (the RTL's trace port against the golden model). Returns the cycles.
 fn convolutions_match(model: &str, network: &str, shapes: &[ConvShape], crop: usize, seed: u64) -> Option<u64> {
     let mut rtl = verilated(model)?;
     let cfg = *rtl.config();
     let mut emu = Accelerator::open(EmuBackend::new(cfg, WINDOW).expect("emulated engine")).expect("open");
+    rtl.record_timelines();
+    emu.record_timelines();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut total = 0;
+    let (mut total, mut timed) = (0, 0);
     for s in shapes {
         let [c, h, w] = s.input;
         let (h, w) = (h.min(crop), w.min(crop));
@@ -173,10 +186,19 @@ fn convolutions_match(model: &str, network: &str, shapes: &[ConvShape], crop: us
         assert_eq!(got.dim(), want.dim(), "{what}");
         assert_eq!(differing, 0, "{what} on {model}: {differing} outputs differ from the emulated engine's");
         assert_eq!(got_stats.counters, want_stats.counters, "{what} on {model}: counters");
+        let (rtl_timelines, golden_timelines) = (rtl.take_timelines(), emu.take_timelines());
+        assert_eq!(rtl_timelines.len(), golden_timelines.len(), "{what} on {model}: programs timed");
+        for (k, (r, g)) in rtl_timelines.into_iter().zip(golden_timelines).enumerate() {
+            let r = r.unwrap_or_else(|e| panic!("{what} on {model}, program {k}: {e}"));
+            let g = g.expect("the golden model times completed programs");
+            arch::trace::compare(&r, &g).unwrap_or_else(|e| panic!("{what} on {model}, program {k}: {e}"));
+            timed += r.len();
+        }
         let cycles = got_stats.counters.cycles;
         eprintln!("  {model}: {what}: {cycles} cycles identical ({rtl_wall:.1?})");
         total += cycles;
     }
+    eprintln!("{network} on {model}: {timed} instructions timed by the RTL as the golden model times them");
     assert_eq!(rtl.backend_mut().protocol_faults(), 0);
     Some(total)
 }
