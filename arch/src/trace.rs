@@ -162,7 +162,10 @@ pub fn timeline(events: &[TraceEvent]) -> Result<Vec<Timing>, TraceError> {
         .enumerate()
         .map(|(pc, &(dispatch, start, end))| match (start, end) {
             (Some(start), Some(end)) => Ok(Timing { dispatch, start, end }),
-            _ => Err(TraceError { cycle: last, message: format!("instruction {pc} never ended: the program did not complete") }),
+            _ => Err(TraceError {
+                cycle: last,
+                message: format!("instruction {pc} never ended: the program did not complete"),
+            }),
         })
         .collect::<Result<Vec<_>, _>>()
         .and_then(|t| match finish {
@@ -232,7 +235,8 @@ mod tests {
     #[test]
     fn the_recorder_keeps_the_last_program_and_only_the_cycles_that_matter() {
         let mut r = Recorder::default();
-        let cycles = [0, RUNNING, RUNNING | dispatch(2) | start(2) | end(2), RUNNING, RUNNING | DISPATCH | FINISH, 0, 0];
+        let cycles =
+            [0, RUNNING, RUNNING | dispatch(2) | start(2) | end(2), RUNNING, RUNNING | DISPATCH | FINISH, 0, 0];
         for (t, &bits) in cycles.iter().chain(&cycles).enumerate() {
             r.record(t as u64, bits);
         }

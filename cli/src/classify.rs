@@ -44,6 +44,12 @@ pub struct ClassifyArgs {
     /// The clock cycles --trace writes, START..END, counted from the engine's power-on.
     #[arg(long, value_name = "START..END", default_value = "0..100000", value_parser = crate::parse_cycles)]
     pub trace_cycles: std::ops::Range<u64>,
+    /// Write every instruction's dispatch, start and end cycle to FILE as CSV (one row per instruction of
+    /// every program: program, instruction, opcode, dispatch, start, end, cycles) and print the cycles per
+    /// opcode. On a simulated device the cycles are the RTL's (its instruction-trace port), on emu the golden
+    /// model's; with several photos, each photo's name is added before the extension.
+    #[arg(long, value_name = "FILE.csv")]
+    pub timeline: Option<PathBuf>,
     /// How many classes to print.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub top: u16,
@@ -185,6 +191,33 @@ fn simulation_progress<B: driver::Backend>(acc: &mut Accelerator<B>) -> indicati
     bar
 }
 
+/// Writes `programs` as CSV to `path` (one row per instruction) and prints, per opcode, how many
+/// instructions ran and the cycles they occupied their stage.
+fn write_timeline(path: &Path, programs: &[driver::TimedProgram]) -> Result<()> {
+    use std::fmt::Write as _;
+    let mut csv = String::from("program,instruction,opcode,dispatch,start,end,cycles\n");
+    let mut per_opcode = [(0u64, 0u64); arch::isa::Opcode::ALL.len()];
+    for (k, timed) in programs.iter().enumerate() {
+        let timeline = timed.timeline.as_ref().map_err(|e| anyhow::anyhow!("program {k}: {e}"))?;
+        for (pc, (inst, t)) in timed.program.iter().zip(timeline).enumerate() {
+            let op = inst.opcode();
+            let _ =
+                writeln!(csv, "{k},{pc},{},{},{},{},{}", op.mnemonic(), t.dispatch, t.start, t.end, t.end - t.start);
+            per_opcode[op as usize].0 += 1;
+            per_opcode[op as usize].1 += t.end - t.start;
+        }
+    }
+    std::fs::write(path, csv)?;
+    let summary: Vec<String> = arch::isa::Opcode::ALL
+        .iter()
+        .zip(per_opcode)
+        .filter(|(_, (n, _))| *n > 0)
+        .map(|(op, (n, cycles))| format!("{} {n}× {cycles} cycles", op.mnemonic()))
+        .collect();
+    println!("  instructions: {}", summary.join(", "));
+    Ok(())
+}
+
 /// Runs the command.
 pub fn run(args: &ClassifyArgs) -> Result<()> {
     let device = device_with_format(&args.device, args.format)?;
@@ -209,6 +242,9 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
     };
     let top = args.top as usize;
     let simulated = device.is_simulated();
+    if args.timeline.is_some() {
+        acc.record_timelines();
+    }
     let mut failures = 0;
     for path in &args.images {
         let result = (|| -> Result<()> {
@@ -248,6 +284,15 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
                 summary.total_cycles as f64 / (cfg.clock_mhz as f64 * 1e3),
                 cfg.clock_mhz
             );
+            if let Some(file) = &args.timeline {
+                let out = report_path(file, path, args.images.len());
+                let programs = acc.take_timelines();
+                if programs.is_empty() {
+                    bail!("{device} does not report when instructions run: --timeline needs emu or a simulated device");
+                }
+                write_timeline(&out, &programs).with_context(|| format!("writing the timeline {}", out.display()))?;
+                println!("  timeline of {} programs written to {}", programs.len(), out.display());
+            }
             match &args.report {
                 Some(file) => {
                     println!("{}", report::table(&summary, &cmp.rows));

@@ -50,11 +50,20 @@ pub struct Accelerator<B: Backend> {
     head: u32,
     timeout: Duration,
     observer: Option<RunObserver>,
-    timelines: Option<Vec<Timeline>>,
+    timelines: Option<Vec<TimedProgram>>,
 }
 
 /// One program's per-instruction timing as [`Backend::timeline`] gives it.
 pub type Timeline = Result<Vec<arch::timing::Timing>, arch::trace::TraceError>;
+
+/// A completed program and its timeline, as [`Accelerator::record_timelines`] keeps them.
+#[derive(Clone, Debug)]
+pub struct TimedProgram {
+    /// The program, in program order.
+    pub program: Vec<Instruction>,
+    /// When each of its instructions was dispatched, started and ended.
+    pub timeline: Timeline,
+}
 
 /// What [`Accelerator::observe`] calls after every completed program.
 type RunObserver = Box<dyn FnMut(&RunStats) + Send>;
@@ -83,7 +92,15 @@ impl<B: Backend> Accelerator<B> {
             return Err(DriverError::WindowTooSmall { need: 2 * ring_bytes, have: window_len });
         }
         let cq_base = (window_len - ring_bytes) as u32;
-        let mut acc = Accelerator { backend, config, cq_base, head: 0, timeout: DEFAULT_TIMEOUT, observer: None, timelines: None };
+        let mut acc = Accelerator {
+            backend,
+            config,
+            cq_base,
+            head: 0,
+            timeout: DEFAULT_TIMEOUT,
+            observer: None,
+            timelines: None,
+        };
         acc.reset()?;
         Ok(acc)
     }
@@ -191,9 +208,10 @@ impl<B: Backend> Accelerator<B> {
         if let Some(observe) = &mut self.observer {
             observe(&stats);
         }
-        if self.timelines.is_some() {
-            let timeline = self.backend.timeline();
-            self.timelines.as_mut().expect("recording").extend(timeline);
+        if let Some(kept) = &mut self.timelines {
+            if let Some(timeline) = self.backend.timeline() {
+                kept.push(TimedProgram { program: program.to_vec(), timeline });
+            }
         }
         Ok(stats)
     }
@@ -207,7 +225,7 @@ impl<B: Backend> Accelerator<B> {
 
     /// The timelines kept since [`Accelerator::record_timelines`] or the last call, in program order
     /// (recording goes on).
-    pub fn take_timelines(&mut self) -> Vec<Timeline> {
+    pub fn take_timelines(&mut self) -> Vec<TimedProgram> {
         self.timelines.as_mut().map(std::mem::take).unwrap_or_default()
     }
 

@@ -70,9 +70,11 @@ impl Backend for EmuBackend {
     }
 
     fn timeline(&mut self) -> Option<Result<Vec<arch::timing::Timing>, arch::trace::TraceError>> {
-        Some(self.model.timeline().map(<[_]>::to_vec).ok_or_else(|| arch::trace::TraceError {
-            cycle: 0,
-            message: "the last program did not complete".into(),
-        }))
+        Some(
+            self.model.timeline().map(<[_]>::to_vec).ok_or_else(|| arch::trace::TraceError {
+                cycle: 0,
+                message: "the last program did not complete".into(),
+            }),
+        )
     }
 }

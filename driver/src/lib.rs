@@ -15,7 +15,7 @@ pub mod selftest;
 pub mod vfio;
 pub mod vfio_user;
 
-pub use accelerator::{Accelerator, RunStats, Timeline};
+pub use accelerator::{Accelerator, RunStats, TimedProgram, Timeline};
 pub use backend::Backend;
 pub use emu::EmuBackend;
 pub use error::DriverError;

@@ -70,8 +70,9 @@ fn recorded_timelines_time_every_instruction_of_every_completed_program_as_the_c
     assert!(acc.timeline().expect("the emulator observes timelines").is_err(), "the last program failed");
     let timelines = acc.take_timelines();
     assert_eq!(timelines.len(), 2, "one per completed program");
-    for (t, cycles) in timelines.into_iter().zip(cycles) {
-        let t = t.expect("a completed program has a timeline");
+    for (timed, cycles) in timelines.into_iter().zip(cycles) {
+        assert_eq!(timed.program, golden.built.program);
+        let t = timed.timeline.expect("a completed program has a timeline");
         assert_eq!(t.len(), golden.built.program.len(), "every instruction");
         assert_eq!(t.last().unwrap().end, cycles, "FINISH ends at the program's cycle count");
         assert!(t.iter().all(|t| t.dispatch <= t.start && t.start < t.end));

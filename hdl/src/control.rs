@@ -1055,7 +1055,8 @@ impl<const W: usize, const F: usize> Logic for Control<W, F> {
         self.trace_l.next = self.trace_l.val().replace_bit(0, self.running.q.val());
         self.trace_l.next = self.trace_l.val().replace_bit(1, self.disp_fire.val());
         for s in 0..3 {
-            self.trace_l.next = self.trace_l.val().replace_bit(2 + s, self.disp_fire.val() & self.c_soh.val().get_bit(s));
+            self.trace_l.next =
+                self.trace_l.val().replace_bit(2 + s, self.disp_fire.val() & self.c_soh.val().get_bit(s));
             self.trace_l.next = self.trace_l.val().replace_bit(5 + s, self.start[s].val());
             self.trace_l.next = self.trace_l.val().replace_bit(8 + s, self.end[s].val());
         }

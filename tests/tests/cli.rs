@@ -344,6 +344,7 @@ fn package_then_classify_with_a_report() {
 
     let photo = data.join("imagenet-photos/hot_dog.jpg");
     let report = dir.join("layers.html");
+    let timeline = dir.join("timeline.csv");
     let out = systole_ok(&[
         "classify",
         "--model",
@@ -351,7 +352,25 @@ fn package_then_classify_with_a_report() {
         photo.to_str().unwrap(),
         "--report",
         report.to_str().unwrap(),
+        "--timeline",
+        timeline.to_str().unwrap(),
     ]);
+    // The timeline: one row per instruction, every program ending with FINISH at its last cycle, and the
+    // per-opcode summary printed.
+    let csv = std::fs::read_to_string(&timeline).expect("timeline written");
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("program,instruction,opcode,dispatch,start,end,cycles"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let finishes: Vec<&Vec<&str>> = rows.iter().filter(|r| r[2] == "FINISH").collect();
+    assert!(finishes.len() > 10, "a program per layer step or more: {}", finishes.len());
+    for r in &rows {
+        let n: Vec<u64> = r[3..].iter().map(|x| x.parse().expect("a cycle number")).collect();
+        assert!(n[0] <= n[1] && n[1] < n[2] && n[3] == n[2] - n[1], "{r:?}");
+    }
+    for op in ["LOAD", "GEMM", "POST", "STORE"] {
+        assert!(rows.iter().any(|r| r[2] == op), "{op} in the timeline");
+    }
+    assert!(out.contains("instructions: LOAD") && out.contains("timeline of"), "{out}");
     let first_rank = out.lines().find(|l| l.trim_start().starts_with("1. ")).unwrap_or_default();
     assert_eq!(first_rank.matches("hotdog").count(), 2, "{out}");
     assert!(out.contains("utilisation") && out.contains("SQNR dB") && out.contains("grouped convolution"), "{out}");

@@ -100,8 +100,8 @@ fn resnet20_through_the_verilated_engine_equals_the_emulated_engine() {
     assert_eq!(rtl_timelines.len(), golden_timelines.len(), "programs timed");
     let mut timed = 0;
     for (k, (r, g)) in rtl_timelines.into_iter().zip(golden_timelines).enumerate() {
-        let r = r.unwrap_or_else(|e| panic!("program {k}: {e}"));
-        arch::trace::compare(&r, &g.expect("completed")).unwrap_or_else(|e| panic!("program {k}: {e}"));
+        let r = r.timeline.unwrap_or_else(|e| panic!("program {k}: {e}"));
+        arch::trace::compare(&r, &g.timeline.expect("completed")).unwrap_or_else(|e| panic!("program {k}: {e}"));
         timed += r.len();
     }
     let cycles: u64 = got.steps.iter().map(|s| s.stats.counters.cycles).sum();
@@ -189,8 +189,8 @@ fn convolutions_match(model: &str, network: &str, shapes: &[ConvShape], crop: us
         let (rtl_timelines, golden_timelines) = (rtl.take_timelines(), emu.take_timelines());
         assert_eq!(rtl_timelines.len(), golden_timelines.len(), "{what} on {model}: programs timed");
         for (k, (r, g)) in rtl_timelines.into_iter().zip(golden_timelines).enumerate() {
-            let r = r.unwrap_or_else(|e| panic!("{what} on {model}, program {k}: {e}"));
-            let g = g.expect("the golden model times completed programs");
+            let r = r.timeline.unwrap_or_else(|e| panic!("{what} on {model}, program {k}: {e}"));
+            let g = g.timeline.expect("the golden model times completed programs");
             arch::trace::compare(&r, &g).unwrap_or_else(|e| panic!("{what} on {model}, program {k}: {e}"));
             timed += r.len();
         }
