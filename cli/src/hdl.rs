@@ -14,8 +14,8 @@ pub struct ExportArgs {
     /// The engine configuration to generate.
     #[arg(long, value_name = "CFG", default_value = "16x16", help = crate::CONFIG_HELP)]
     pub config: EngineConfig,
-    /// What to export: the whole engine (BAR0, memory channels, buffers, units and array; the presets
-    /// tiny, 16x16 and 32x32) or the systolic array alone (any stamped array shape).
+    /// What to export: the whole engine (BAR0, memory channels, buffers, units and array; tiny, 8x8, 16x16
+    /// and 32x32) or the systolic array alone (any stamped array shape).
     #[arg(long, value_enum, default_value_t = PartArg::Engine)]
     pub part: PartArg,
     /// Where to write the Verilog (conventionally .v).

@@ -67,9 +67,9 @@ enum Command {
 /// Commands of `systole hdl`.
 #[derive(Debug, Subcommand)]
 enum HdlCommand {
-    /// Write the Verilog of a configuration's engine, with a header recording the configuration and the
-    /// generator's version. Today this is the systolic array with its accumulator adders (top module
-    /// systole_array_RxC_FORMAT); the rest of the engine is being built (docs/hardware.md).
+    /// Write the Verilog of a configuration's engine (top module systole_engine_RxC_FORMAT; or, with --part
+    /// array, the systolic array alone), with a header recording the configuration and the generator's
+    /// version (docs/hardware.md, "Exporting Verilog").
     Export(hdl::ExportArgs),
 }
 
