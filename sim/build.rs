@@ -3,7 +3,8 @@
 //! Verilator's runtime, into one static library with the `cc` crate. Writes `models.rs` (the table of models
 //! and their C entry points) into `OUT_DIR`.
 //!
-//! Models: the entries of `SYSTOLE_SIM_MODELS` (comma-separated, default `tiny+trace,8x8,16x16`). An entry is an engine
+//! Models: the entries of `SYSTOLE_SIM_MODELS` (comma-separated, default `tiny+trace,8x8,16x16`; set but empty:
+//! none, and no C++ is compiled). An entry is an engine
 //! configuration (`tiny`, `8x8`, `16x16`, `32x32`) with optional variants: `+tN` verilates it multi-threaded
 //! (`--threads N`), `+trace` with waveform support (`--trace`, VCD). Nothing is copied by hand: the Verilog is
 //! regenerated whenever the `hdl` crate changes.
@@ -101,6 +102,17 @@ mod verilated {
     }
 
     pub fn build(out: &Path) {
+        let models = models();
+        if models.is_empty() {
+            // `SYSTOLE_SIM_MODELS=` (empty): the feature's Rust code without any model, e.g. for a lint that
+            // need not spend minutes compiling C++ (scripts/test.sh's clippy step).
+            std::fs::write(
+                out.join("models.rs"),
+                "/// No models: SYSTOLE_SIM_MODELS is empty.\npub(crate) const MODELS: &[Model] = &[];\n",
+            )
+            .expect("write models.rs");
+            return;
+        }
         let root = verilator_root();
         let include = root.join("include");
         let waivers = out.join("hdl-waivers.vlt");
@@ -126,7 +138,7 @@ mod verilated {
         let mut any_trace = false;
         let mut table = String::from("/// The models this build verilated.\npub(crate) const MODELS: &[Model] = &[\n");
         let mut externs = String::new();
-        for m in models() {
+        for m in models {
             let top = top_module_name(&m.cfg, Part::Engine);
             let dir = out.join(&m.symbol);
             let _ = std::fs::remove_dir_all(&dir);

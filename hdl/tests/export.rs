@@ -2,8 +2,10 @@
 //!
 //! The tool tests skip with a message when `verilator` or `yosys` is missing, unless
 //! `SYSTOLE_REQUIRE_HDL_TOOLS=1` (set by `scripts/test.sh`, which installs them), where a missing tool fails.
-//! `SYSTOLE_HDL_LINT_CONFIGS=16x16,32x32` lints more configurations (seconds each; `scripts/test.sh` sets it),
-//! `SYSTOLE_HDL_SYNTH_CONFIGS=16x16,32x32` synthesises them (6 and 11 minutes of Yosys).
+//! `SYSTOLE_HDL_LINT_CONFIGS=16x16,32x32` lints more configurations (seconds each) and
+//! `SYSTOLE_HDL_SYNTH_CONFIGS=16x16,32x32` synthesises more engines (minutes each, concurrently); `scripts/test.sh`
+//! sets both. `SYSTOLE_HDL_SYNTH_ARRAY_CONFIGS` adds arrays to the flattened array synthesis (8 minutes for
+//! 16×16; the engines' synthesis already covers their arrays).
 
 mod common;
 
@@ -16,7 +18,8 @@ use hdl::export::{export_verilog, top_module_name, verilator_waivers, Part, GENE
 use hdl::HdlError;
 
 /// The configurations a tool test runs: `tiny` (4×4) always, more from the environment variable `var`
-/// (comma-separated: `SYSTOLE_HDL_LINT_CONFIGS` for Verilator's lint, `SYSTOLE_HDL_SYNTH_CONFIGS` for Yosys).
+/// (comma-separated: `SYSTOLE_HDL_LINT_CONFIGS` for Verilator's lint, `SYSTOLE_HDL_SYNTH_CONFIGS` and
+/// `SYSTOLE_HDL_SYNTH_ARRAY_CONFIGS` for Yosys).
 fn tool_configs(var: &str) -> Vec<EngineConfig> {
     let extra = std::env::var(var).unwrap_or_default();
     std::iter::once(EngineConfig::tiny())
@@ -200,7 +203,7 @@ fn parse_stat(stat: &str, pick: impl Fn(&str) -> bool) -> (u64, u64) {
 fn yosys_synthesises_the_array() {
     let Some(yosys) = tool("yosys") else { return };
     let dir = scratch_dir("synth");
-    for cfg in tool_configs("SYSTOLE_HDL_SYNTH_CONFIGS") {
+    for cfg in tool_configs("SYSTOLE_HDL_SYNTH_ARRAY_CONFIGS") {
         let (top, path) = write_verilog(&dir, &cfg, Part::Array);
         // Multipliers are counted before techmapping (generic `synth` turns them into gates), everything else
         // after a full `synth` of the flattened design.
@@ -228,35 +231,43 @@ fn expected_memories(cfg: &EngineConfig) -> u64 {
     (3 * (1 + bs) * lanes.q + lanes.a + carry) as u64
 }
 
+/// Synthesises the engine of `cfg` hierarchically (each distinct module once), prints its statistics and
+/// checks them.
+fn synthesise_engine(yosys: &Path, dir: &Path, cfg: &EngineConfig) {
+    let (top, path) = write_verilog(dir, cfg, Part::Engine);
+    // Yosys's generic `synth` up to its fine stage (memories inferred, kept as `$mem_v2`: a vendor flow maps
+    // them to block RAM), then the fine stage without `memory_map` (which would turn the buffers into
+    // flip-flops) and without its extra `opt` passes over the gate netlist (which cost 40 % of the 16×16's
+    // time for 2 % fewer cells): techmap to gates and ABC.
+    let start = std::time::Instant::now();
+    let (coarse, fine) =
+        run_yosys(yosys, dir, &top, &path, &format!("synth -top {top} -run :fine"), "techmap; abc -fast; opt_clean");
+    let (_, multipliers) = parse_hierarchy_stat(&coarse, |k| k == "$mul" || k == "$macc");
+    let (cells, flip_flops) = parse_hierarchy_stat(&fine, |k| k.contains("DFF"));
+    let (_, latches) = parse_hierarchy_stat(&fine, |k| k.contains("DLATCH"));
+    let (_, memories) = parse_hierarchy_stat(&fine, |k| k.starts_with("$mem"));
+    let s = SynthStats { cells, flip_flops, latches, multipliers, memories };
+    println!("{top}: yosys synth in {:.1?}: {s:?}", start.elapsed());
+    assert_eq!(s.memories, expected_memories(cfg), "{top}: every buffer bank is inferred as a memory: {s:?}");
+    assert!(s.multipliers >= (cfg.rows * cfg.cols) as u64, "{top}: at least one multiplier per PE: {s:?}");
+    assert_eq!(s.latches, 0, "{top}: no latches");
+    assert!(s.flip_flops > 0 && s.cells > s.flip_flops, "{top}: {s:?}");
+}
+
 #[test]
 fn yosys_synthesises_the_engine_with_block_memories() {
     let Some(yosys) = tool("yosys") else { return };
     let dir = scratch_dir("synth-engine");
-    for cfg in tool_configs("SYSTOLE_HDL_SYNTH_CONFIGS") {
-        let (top, path) = write_verilog(&dir, &cfg, Part::Engine);
-        // Yosys's generic `synth` up to its fine stage (memories inferred, kept as `$mem_v2`: a vendor flow maps
-        // them to block RAM), then the fine stage without `memory_map` (which would turn the buffers into
-        // flip-flops): techmap and ABC for the logic.
-        let start = std::time::Instant::now();
-        let (coarse, fine) = run_yosys(
-            &yosys,
-            &dir,
-            &top,
-            &path,
-            &format!("synth -top {top} -run :fine"),
-            "opt -fast -full; techmap; opt -fast; abc -fast; opt -fast",
-        );
-        let (_, multipliers) = parse_hierarchy_stat(&coarse, |k| k == "$mul" || k == "$macc");
-        let (cells, flip_flops) = parse_hierarchy_stat(&fine, |k| k.contains("DFF"));
-        let (_, latches) = parse_hierarchy_stat(&fine, |k| k.contains("DLATCH"));
-        let (_, memories) = parse_hierarchy_stat(&fine, |k| k.starts_with("$mem"));
-        let s = SynthStats { cells, flip_flops, latches, multipliers, memories };
-        println!("{top}: yosys synth in {:.1?}: {s:?}", start.elapsed());
-        assert_eq!(s.memories, expected_memories(&cfg), "every buffer bank is inferred as a memory: {s:?}");
-        assert!(s.multipliers >= (cfg.rows * cfg.cols) as u64, "at least one multiplier per PE: {s:?}");
-        assert_eq!(s.latches, 0, "no latches");
-        assert!(s.flip_flops > 0 && s.cells > s.flip_flops, "{s:?}");
-    }
+    // One Yosys process per configuration, all at once: the large engines take minutes each.
+    let configs = tool_configs("SYSTOLE_HDL_SYNTH_CONFIGS");
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = configs.iter().map(|cfg| scope.spawn(|| synthesise_engine(&yosys, &dir, cfg))).collect();
+        for run in runs {
+            if let Err(panic) = run.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    });
 }
 
 /// Runs Yosys on `path`: reads it, elaborates `top`, runs `coarse`, records `stat`, runs `fine`, records
