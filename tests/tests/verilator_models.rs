@@ -96,14 +96,7 @@ fn resnet20_through_the_verilated_engine_equals_the_emulated_engine() {
     for (i, (gs, ws)) in got.steps.iter().zip(&want.steps).enumerate() {
         assert_eq!(gs.stats.counters, ws.stats.counters, "step {i}: counters");
     }
-    let (rtl_timelines, golden_timelines) = (rtl.take_timelines(), emu.take_timelines());
-    assert_eq!(rtl_timelines.len(), golden_timelines.len(), "programs timed");
-    let mut timed = 0;
-    for (k, (r, g)) in rtl_timelines.into_iter().zip(golden_timelines).enumerate() {
-        let r = r.timeline.unwrap_or_else(|e| panic!("program {k}: {e}"));
-        arch::trace::compare(&r, &g.timeline.expect("completed")).unwrap_or_else(|e| panic!("program {k}: {e}"));
-        timed += r.len();
-    }
+    let timed = same_timelines(&mut rtl, &mut emu, "resnet20");
     let cycles: u64 = got.steps.iter().map(|s| s.stats.counters.cycles).sum();
     let classes: Vec<usize> = g.outer_iter().map(|v| argmax(v.view())).collect();
     eprintln!(
@@ -114,6 +107,21 @@ fn resnet20_through_the_verilated_engine_equals_the_emulated_engine() {
         cycles as f64 / rtl_wall.as_secs_f64()
     );
     assert_eq!(rtl.backend_mut().protocol_faults(), 0);
+}
+
+/// Takes the timelines both engines recorded since the last call and asserts that the RTL dispatched, started
+/// and ended every instruction of every program in the golden model's cycles; returns the instructions timed.
+fn same_timelines(rtl: &mut Accelerator<VerilatorBackend>, emu: &mut Accelerator<EmuBackend>, what: &str) -> usize {
+    let (rtl_programs, golden_programs) = (rtl.take_timelines(), emu.take_timelines());
+    assert_eq!(rtl_programs.len(), golden_programs.len(), "{what}: programs timed");
+    let mut timed = 0;
+    for (k, (r, g)) in rtl_programs.into_iter().zip(golden_programs).enumerate() {
+        let r = r.timeline.unwrap_or_else(|e| panic!("{what}, program {k}: {e}"));
+        let g = g.timeline.expect("the golden model times completed programs");
+        arch::trace::compare(&r, &g).unwrap_or_else(|e| panic!("{what}, program {k}: {e}"));
+        timed += r.len();
+    }
+    timed
 }
 
 /// One distinct convolution of a network, with its weights from the graph.
@@ -186,14 +194,7 @@ fn convolutions_match(model: &str, network: &str, shapes: &[ConvShape], crop: us
         assert_eq!(got.dim(), want.dim(), "{what}");
         assert_eq!(differing, 0, "{what} on {model}: {differing} outputs differ from the emulated engine's");
         assert_eq!(got_stats.counters, want_stats.counters, "{what} on {model}: counters");
-        let (rtl_timelines, golden_timelines) = (rtl.take_timelines(), emu.take_timelines());
-        assert_eq!(rtl_timelines.len(), golden_timelines.len(), "{what} on {model}: programs timed");
-        for (k, (r, g)) in rtl_timelines.into_iter().zip(golden_timelines).enumerate() {
-            let r = r.timeline.unwrap_or_else(|e| panic!("{what} on {model}, program {k}: {e}"));
-            let g = g.timeline.expect("the golden model times completed programs");
-            arch::trace::compare(&r, &g).unwrap_or_else(|e| panic!("{what} on {model}, program {k}: {e}"));
-            timed += r.len();
-        }
+        timed += same_timelines(&mut rtl, &mut emu, &format!("{what} on {model}"));
         let cycles = got_stats.counters.cycles;
         eprintln!("  {model}: {what}: {cycles} cycles identical ({rtl_wall:.1?})");
         total += cycles;
