@@ -84,6 +84,8 @@ pub enum PreprocessArg {
     CaffeRgb,
     /// As caffe-rgb in BGR channel order (Caffe-converted models).
     CaffeBgr,
+    /// CIFAR-10 models (32×32 input): resize 32, crop 32, RGB, (x/255 − mean)/std.
+    Cifar10,
 }
 
 impl PreprocessArg {
@@ -94,6 +96,7 @@ impl PreprocessArg {
             PreprocessArg::EfficientnetLite0 => PreprocessConfig::efficientnet_lite0(),
             PreprocessArg::CaffeRgb => PreprocessConfig::brainwave_resnet50(ChannelOrder::Rgb),
             PreprocessArg::CaffeBgr => PreprocessConfig::brainwave_resnet50(ChannelOrder::Bgr),
+            PreprocessArg::Cifar10 => PreprocessConfig::cifar10(),
         }
     }
 }

@@ -13,6 +13,7 @@ mod hdl;
 mod info;
 mod layer;
 mod package;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -62,6 +63,19 @@ enum Command {
     /// The engine's hardware: write its Verilog for a configuration.
     #[command(subcommand)]
     Hdl(HdlCommand),
+    /// Serve model packages over gRPC (TF-Serving Predict, KServe v2) and REST (KServe v2), with TLS, keys,
+    /// dynamic batching and Prometheus metrics (docs/serving.md).
+    ///
+    /// Prints `listening on ADDRESS` when it takes requests; stops on SIGTERM or Ctrl-C after letting the
+    /// requests in flight finish. Logs go to standard error (RUST_LOG=debug for every request).
+    Serve(serve::ServeArgs),
+    /// Score photos with a running server, as the Azure ML clients do (TF-Serving Predict over gRPC), and
+    /// print each photo's top classes.
+    Score(serve::ScoreArgs),
+    /// Create a service's keys file, or replace one of its two keys (rotation without downtime: see
+    /// docs/serving.md).
+    #[command(subcommand)]
+    Keys(serve::KeysCommand),
 }
 
 /// Commands of `systole hdl`.
@@ -252,6 +266,9 @@ fn main() -> ExitCode {
         Command::Device(DeviceCommand::Info { device }) => device::info(&device),
         Command::Device(DeviceCommand::Selftest { device }) => device::selftest(&device),
         Command::Hdl(HdlCommand::Export(args)) => hdl::export(&args),
+        Command::Serve(args) => serve::serve(&args),
+        Command::Score(args) => serve::score(&args),
+        Command::Keys(command) => serve::keys(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -301,6 +301,12 @@ impl PreprocessConfig {
         PreprocessConfig { normalization: Normalization::efficientnet_lite(), ..Self::imagenet() }
     }
 
+    /// CIFAR-10 classifiers such as the data folder's ResNet-20: resize to 32, centre-crop 32×32, RGB,
+    /// ImageNet mean/std (the normalisation `resnet20-cifar10.onnx` was trained with).
+    pub fn cifar10() -> Self {
+        PreprocessConfig { resize_shorter: 32, crop_width: 32, crop_height: 32, ..Self::imagenet() }
+    }
+
     /// The Brainwave seed's ResNet-50: resize 256, centre-crop 224×224, `x − (123.68, 116.779, 103.939)` on
     /// 0..255 values, in the given channel order (RGB for the seed's TF model, BGR for Caffe-converted ones).
     pub fn brainwave_resnet50(channel_order: ChannelOrder) -> Self {

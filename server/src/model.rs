@@ -1,0 +1,313 @@
+//! A served model: its pipeline, and the engine worker that runs batches of its inputs on a device.
+//!
+//! Requests are preprocessed on the caller's side (tokio's blocking pool, so decoding runs in parallel with the
+//! engine), then queued to the model's one engine worker, a thread that owns the device. The queue is
+//! bounded: when it is full a request is refused at once with RESOURCE_EXHAUSTED (back-pressure, never
+//! unbounded memory). The worker takes the first waiting request, then keeps collecting until the batch holds
+//! `max_batch` images or `max_delay` has passed since it took the first (dynamic batching), and runs the
+//! batch. Requests whose caller has gone (cancelled, deadline passed) are dropped unrun.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use driver::{Accelerator, Backend};
+use ndarray::{ArrayD, Ix2};
+use runtime::pipeline::{softmax, Pipeline};
+use runtime::preprocess::{preprocess_with_limits, DecodeLimits};
+use runtime::service::Service;
+use tokio::sync::oneshot;
+
+use crate::metrics::Metrics;
+use crate::ServeError;
+
+/// Opens the device an engine worker runs on; called on the worker's own thread.
+pub type DeviceOpener = Arc<dyn Fn() -> Result<Accelerator<Box<dyn Backend>>, String> + Send + Sync>;
+
+/// How the engine worker groups requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchConfig {
+    /// Most images in one batch (1: no batching).
+    pub max_batch: usize,
+    /// Longest the worker waits for more requests after taking the first of a batch.
+    pub max_delay: Duration,
+    /// Most requests waiting; beyond it requests are refused with RESOURCE_EXHAUSTED.
+    pub queue_capacity: usize,
+}
+
+impl Default for BatchConfig {
+    /// Batches of up to 8 images gathered for at most 2 ms, 256 requests waiting.
+    fn default() -> Self {
+        BatchConfig { max_batch: 8, max_delay: Duration::from_millis(2), queue_capacity: 256 }
+    }
+}
+
+/// One item of a request.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// An encoded photo (JPEG, PNG, …): preprocessed as the package says.
+    Image(bytes::Bytes),
+    /// A preprocessed tensor `[3, H, W]` of the network's input size.
+    Tensor(ArrayD<f32>),
+}
+
+/// The scores of a request.
+#[derive(Clone, Debug)]
+pub struct Scores {
+    /// Softmax probabilities, one row per input.
+    pub probabilities: Vec<Vec<f32>>,
+    /// Wall time the engine worker spent running this request's inputs (network on the device and host).
+    pub engine_time: Duration,
+    /// Wall time spent decoding and preprocessing images.
+    pub preprocess_time: Duration,
+}
+
+/// A request queued for the engine worker.
+struct Job {
+    inputs: Vec<ArrayD<f32>>,
+    deadline: Option<Instant>,
+    reply: oneshot::Sender<Result<(Vec<Vec<f32>>, Duration), ServeError>>,
+}
+
+/// A served model and the queue of its engine worker.
+pub struct Model {
+    name: String,
+    pipeline: Pipeline,
+    limits: DecodeLimits,
+    queue: SyncSender<Job>,
+    ready: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl Model {
+    /// Starts the engine worker for `service` on the device `open` gives, and waits until the device is open.
+    pub fn start(
+        name: String,
+        service: Service,
+        open: DeviceOpener,
+        batching: BatchConfig,
+        limits: DecodeLimits,
+        metrics: Arc<Metrics>,
+    ) -> Result<Model, String> {
+        if batching.max_batch == 0 || batching.queue_capacity == 0 {
+            return Err("the batch size and the queue capacity must be at least 1".into());
+        }
+        let (queue, jobs) = mpsc::sync_channel::<Job>(batching.queue_capacity);
+        let (opened_tx, opened_rx) = mpsc::channel::<Result<(), String>>();
+        let ready = Arc::new(AtomicBool::new(false));
+        let worker = Worker {
+            name: name.clone(),
+            service: service.clone(),
+            batching,
+            metrics: metrics.clone(),
+            ready: ready.clone(),
+        };
+        std::thread::Builder::new()
+            .name(format!("engine-{name}"))
+            .spawn(move || {
+                let acc = match open() {
+                    Ok(acc) => acc,
+                    Err(e) => {
+                        let _ = opened_tx.send(Err(e));
+                        return;
+                    }
+                };
+                if *acc.config() != *worker.service.compiled.config() {
+                    let _ = opened_tx.send(Err(format!(
+                        "the package's weights are for a {} engine and the device is a {} engine",
+                        worker.service.compiled.config(),
+                        acc.config()
+                    )));
+                    return;
+                }
+                let _ = opened_tx.send(Ok(()));
+                worker.run(acc, jobs);
+            })
+            .map_err(|e| format!("starting the engine worker: {e}"))?;
+        opened_rx.recv().map_err(|_| "the engine worker stopped while opening the device".to_string())??;
+        ready.store(true, Ordering::SeqCst);
+        Ok(Model { name, pipeline: service.pipeline, limits, queue, ready, metrics })
+    }
+
+    /// The model's name in requests.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its pipeline: preprocessing, network and class names.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// The network's input shape, `[1, 3, H, W]`.
+    pub fn input_shape(&self) -> [usize; 4] {
+        self.pipeline.preprocess.output_shape()
+    }
+
+    /// How many classes each output row has.
+    pub fn classes(&self) -> usize {
+        self.pipeline.labels.len()
+    }
+
+    /// Whether the engine worker is running.
+    pub fn ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    /// Scores `inputs`: preprocesses images in parallel with the engine, queues them for the engine worker and
+    /// waits for the result, at most until `deadline`.
+    pub async fn infer(&self, inputs: Vec<Input>, deadline: Option<Instant>) -> Result<Scores, ServeError> {
+        if inputs.is_empty() {
+            return Err(ServeError::InvalidArgument("the request has no inputs (an empty tensor)".into()));
+        }
+        let t0 = Instant::now();
+        let tensors = self.prepare(inputs).await?;
+        let preprocess_time = t0.elapsed();
+        let (reply, result) = oneshot::channel();
+        match self.queue.try_send(Job { inputs: tensors, deadline, reply }) {
+            Ok(()) => self.metrics.queue_depth.with_label_values(&[&self.name]).inc(),
+            Err(TrySendError::Full(_)) => {
+                return Err(ServeError::ResourceExhausted(format!(
+                    "model '{}' has a full queue: retry later",
+                    self.name
+                )))
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(ServeError::Unavailable(format!("model '{}' has no engine worker", self.name)))
+            }
+        }
+        let waited = match deadline {
+            Some(d) => tokio::time::timeout_at(d.into(), result).await.map_err(|_| deadline_passed())?,
+            None => result.await,
+        };
+        let (probabilities, engine_time) =
+            waited.map_err(|_| ServeError::Internal("the engine worker dropped the request".into()))??;
+        Ok(Scores { probabilities, engine_time, preprocess_time })
+    }
+
+    /// Turns the inputs into network inputs `[1, 3, H, W]`: decodes and preprocesses images on the blocking
+    /// pool, checks tensors' shapes.
+    async fn prepare(&self, inputs: Vec<Input>) -> Result<Vec<ArrayD<f32>>, ServeError> {
+        let shape = self.input_shape();
+        let config = self.pipeline.preprocess.clone();
+        let limits = self.limits;
+        let tasks: Vec<_> = inputs
+            .into_iter()
+            .enumerate()
+            .map(|(i, input)| {
+                let config = config.clone();
+                tokio::task::spawn_blocking(move || -> Result<ArrayD<f32>, ServeError> {
+                    match input {
+                        Input::Image(bytes) => preprocess_with_limits(&bytes, &config, &limits)
+                            .map(|a| a.into_dyn())
+                            .map_err(|e| ServeError::InvalidArgument(format!("image {i}: {e}"))),
+                        Input::Tensor(t) => {
+                            if t.shape() != &shape[1..] {
+                                return Err(ServeError::InvalidArgument(format!(
+                                    "tensor {i} has shape {:?}; the model takes {:?} per image",
+                                    t.shape(),
+                                    &shape[1..]
+                                )));
+                            }
+                            if t.iter().any(|v| !v.is_finite()) {
+                                return Err(ServeError::InvalidArgument(format!(
+                                    "tensor {i} holds NaN or infinite values"
+                                )));
+                            }
+                            Ok(t.insert_axis(ndarray::Axis(0)))
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            out.push(task.await.map_err(|e| ServeError::Internal(format!("preprocessing task: {e}")))??);
+        }
+        Ok(out)
+    }
+}
+
+fn deadline_passed() -> ServeError {
+    ServeError::DeadlineExceeded("the request's deadline passed before its result was ready".into())
+}
+
+/// The engine worker: owns the device, runs batches.
+struct Worker {
+    name: String,
+    service: Service,
+    batching: BatchConfig,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+}
+
+impl Worker {
+    /// Runs batches until every sender is gone (the server has shut down).
+    fn run(self, mut acc: Accelerator<Box<dyn Backend>>, jobs: mpsc::Receiver<Job>) {
+        let depth = self.metrics.queue_depth.with_label_values(&[&self.name]);
+        while let Ok(first) = jobs.recv() {
+            let mut images = first.inputs.len();
+            let mut batch = vec![first];
+            let until = Instant::now() + self.batching.max_delay;
+            while images < self.batching.max_batch {
+                match jobs.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                    Ok(job) => {
+                        images += job.inputs.len();
+                        batch.push(job);
+                    }
+                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            depth.sub(batch.len() as i64);
+            self.metrics.batch_size.observe(images as f64);
+            for job in batch {
+                if job.reply.is_closed() {
+                    continue; // The caller gave up (cancelled, or its deadline passed).
+                }
+                if job.deadline.is_some_and(|d| Instant::now() >= d) {
+                    let _ = job.reply.send(Err(deadline_passed()));
+                    continue;
+                }
+                let result = self.score(&mut acc, &job.inputs);
+                let _ = job.reply.send(result);
+            }
+        }
+        self.ready.store(false, Ordering::SeqCst);
+        tracing::info!(model = %self.name, "engine worker stopped");
+    }
+
+    /// Runs the network on each input and returns the softmax rows and the wall time taken.
+    fn score(
+        &self,
+        acc: &mut Accelerator<Box<dyn Backend>>,
+        inputs: &[ArrayD<f32>],
+    ) -> Result<(Vec<Vec<f32>>, Duration), ServeError> {
+        let t0 = Instant::now();
+        let mut rows = Vec::with_capacity(inputs.len());
+        let mut cycles = 0;
+        for x in inputs {
+            let run = self.service.compiled.run(acc, std::slice::from_ref(x)).map_err(|e| {
+                tracing::error!(model = %self.name, "engine run failed: {e}");
+                ServeError::Internal(format!("the engine failed: {e}"))
+            })?;
+            cycles += run.steps.iter().map(|s| s.stats.counters.cycles).sum::<u64>();
+            let logits = run.values[0]
+                .view()
+                .into_dimensionality::<Ix2>()
+                .map_err(|_| ServeError::Internal("the network's output is not [1, classes]".into()))?;
+            rows.push(softmax(logits.row(0)).into_iter().map(|p| p as f32).collect());
+        }
+        let took = t0.elapsed();
+        self.metrics.images.with_label_values(&[&self.name]).inc_by(inputs.len() as u64);
+        self.metrics.engine_busy_seconds.with_label_values(&[&self.name]).inc_by(took.as_secs_f64());
+        self.metrics.engine_cycles.with_label_values(&[&self.name]).inc_by(cycles);
+        Ok((rows, took))
+    }
+}
