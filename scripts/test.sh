@@ -63,12 +63,13 @@ done
 cargo --version
 install_deps
 
-section "python test dependencies: onnx 1.18.0 (the last wheel shipping the ONNX backend node tests), onnxruntime, pillow, numpy"
-PYDEPS=("onnx==1.18.0" onnxruntime pillow numpy)
+section "python test dependencies: onnx 1.18.0 (the last wheel shipping the ONNX backend node tests), onnxruntime, pillow, numpy; the server's test clients (grpcio, grpcio-tools, tritonclient)"
+PYDEPS=("onnx==1.18.0" onnxruntime pillow numpy -r server/tests/clients/requirements.txt)
 python3 -m pip install --quiet --disable-pip-version-check "${PYDEPS[@]}" ||
     python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "${PYDEPS[@]}"
-# The tests that compare with PIL and onnxruntime must run here, not skip.
+# The tests that compare with PIL and onnxruntime, and the server's Python clients, must run here, not skip.
 export SYSTOLE_REQUIRE_PIL=1
+export SYSTOLE_REQUIRE_PYTHON_CLIENTS=1
 # The HDL lint and synthesis tests must run, not skip, wherever the tools could be installed.
 # With Verilator, the sim crate builds its verilated engine models (feature sim/verilator) and their tests run.
 FEATURES=()
