@@ -166,10 +166,13 @@ fn bad_input_fails_with_a_clear_message() {
 
 #[test]
 fn only_implemented_commands_exist() {
-    let err = systole_err(&["serve"]);
+    let err = systole_err(&["bitstream"]);
     assert!(err.contains("unrecognized subcommand"), "{err}");
     for args in [
         &["--help"][..],
+        &["serve", "--help"],
+        &["score", "--help"],
+        &["keys", "generate", "--help"],
         &["arch", "--help"],
         &["arch", "info", "--help"],
         &["arch", "demo", "--help"],
@@ -414,4 +417,134 @@ fn package_then_classify_with_a_report() {
     let err = systole_err(&["classify", "--model", cut.to_str().unwrap(), photo.to_str().unwrap()]);
     assert!(err.contains("cut.systole") && !err.contains("panicked"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A running `systole serve`, stopped (SIGTERM) when dropped.
+struct Served {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Served {
+    /// Starts `systole serve ARGS --port 0` and waits for its `listening on` line.
+    fn start(args: &[&str]) -> Served {
+        use std::io::BufRead;
+        let mut child = Command::new(systole_bin())
+            .arg("serve")
+            .args(args)
+            .args(["--port", "0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting systole serve");
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let port = loop {
+            let line = lines.next().expect("systole serve ended before listening").unwrap();
+            if let Some(rest) = line.strip_prefix("listening on ") {
+                let addr = rest.split_whitespace().next().unwrap();
+                break addr.rsplit(':').next().unwrap().parse().expect("a port");
+            }
+        };
+        // Keep reading standard output so that the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Served { child, port }
+    }
+
+    /// Sends SIGTERM, waits, and returns whether it exited cleanly and its standard error.
+    fn stop(mut self) -> (bool, String) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        let exited = self.child.wait().unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut self.child.stderr.take().unwrap(), &mut stderr).unwrap();
+        (exited.success(), stderr)
+    }
+}
+
+/// `systole package` of the real ResNet-20, `systole keys`, `systole serve` with TLS and keys, and
+/// `systole score` of real CIFAR-10 photos through it; a wrong key is refused; SIGTERM stops it cleanly; and
+/// a server without TLS or keys says so loudly.
+#[test]
+fn serve_and_score_real_photos_over_tls_with_keys() {
+    let Some(data) = data_dir() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+    std::fs::write(path("labels.txt"), classes.join("\n")).unwrap();
+    let onnx = data.join("resnet20-cifar10.onnx");
+    systole_ok(&[
+        "package",
+        "--model",
+        onnx.to_str().unwrap(),
+        "--labels",
+        &path("labels.txt"),
+        "--preprocess",
+        "cifar10",
+        "--name",
+        "resnet20",
+        "-o",
+        &path("r20.systole"),
+    ]);
+    // Keys: generated, never overwritten, one replaced at a time.
+    systole_ok(&["keys", "generate", &path("keys.txt")]);
+    assert!(systole_err(&["keys", "generate", &path("keys.txt")]).contains("exists"));
+    let read_keys = || {
+        let text = std::fs::read_to_string(path("keys.txt")).unwrap();
+        text.lines().filter(|l| !l.starts_with('#')).map(str::to_string).collect::<Vec<_>>()
+    };
+    let before = read_keys();
+    systole_ok(&["keys", "regenerate", "--which", "secondary", &path("keys.txt")]);
+    let keys = read_keys();
+    assert!(keys[0] == before[0] && keys[1] != before[1], "{before:?} → {keys:?}");
+    // Photos: the first three real CIFAR-10 test images as PNG files.
+    let labels = std::fs::read_to_string(data.join("cifar10-ic01/y_labels.csv")).unwrap();
+    let mut photos = Vec::new();
+    for line in labels.lines().take(3) {
+        let file = line.split(',').next().unwrap();
+        let raw = std::fs::read(data.join("cifar10-ic01").join(file)).unwrap();
+        let png = path(&file.replace(".bin", ".png"));
+        image::RgbImage::from_raw(32, 32, raw).unwrap().save(&png).unwrap();
+        photos.push(png);
+    }
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(path("cert.pem"), certified.cert.pem()).unwrap();
+    std::fs::write(path("key.pem"), certified.signing_key.serialize_pem()).unwrap();
+
+    let served = Served::start(&[
+        "--package",
+        &path("r20.systole"),
+        "--keys",
+        &path("keys.txt"),
+        "--tls-cert",
+        &path("cert.pem"),
+        "--tls-key",
+        &path("key.pem"),
+    ]);
+    let (port, cert, labels) = (served.port.to_string(), path("cert.pem"), path("labels.txt"));
+    let score = |key: &str| {
+        let mut args = vec!["score", "--host", "localhost", "--port", &port, "--tls-ca", &cert];
+        args.extend(["--key", key, "--labels", &labels]);
+        args.extend(photos.iter().map(String::as_str));
+        systole(&args)
+    };
+    let out = score(&keys[1]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.matches("  1. class ").count(), 3, "{stdout}");
+    assert_eq!(stdout.matches("  5. class ").count(), 3, "top-5 for each photo: {stdout}");
+    assert!(stdout.contains("horse"), "the lippizaner is a horse: {stdout}");
+    let refused = score("not-the-key-at-all-0000");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("Unauthenticated") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    let (clean, stderr) = served.stop();
+    assert!(clean, "SIGTERM stops the server cleanly: {stderr}");
+    assert!(!stderr.contains("TLS is OFF") && !stderr.contains("ANYONE"), "{stderr}");
+
+    // Without TLS and keys the server warns on standard error.
+    let open = Served::start(&["--package", &path("r20.systole")]);
+    let (clean, stderr) = open.stop();
+    assert!(clean && stderr.contains("TLS is OFF") && stderr.contains("ANYONE"), "{stderr}");
 }
