@@ -31,6 +31,7 @@ pub struct Target {
 pub struct Client {
     inner: PredictionServiceClient<Channel>,
     key: Option<MetadataValue<tonic::metadata::Ascii>>,
+    timeout: Option<Duration>,
 }
 
 /// The answer to one Predict call.
@@ -62,16 +63,25 @@ impl Client {
             .connect()
             .await
             .map_err(|e| format!("connecting to {url}: {}", error_chain(&e)))?;
-        let key = match &target.key {
-            Some(k) => Some(
-                MetadataValue::try_from(k.as_str()).map_err(|_| "the key is not a valid header value".to_string())?,
-            ),
-            None => None,
-        };
         let inner = PredictionServiceClient::new(channel)
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);
-        Ok(Client { inner, key })
+        let mut client = Client { inner, key: None, timeout: None };
+        client.set_key(target.key.as_deref())?;
+        Ok(client)
+    }
+
+    /// Sends `key` from now on (`None`: no key).
+    pub fn set_key(&mut self, key: Option<&str>) -> Result<(), String> {
+        self.key = key
+            .map(|k| MetadataValue::try_from(k).map_err(|_| "the key is not a valid header value".to_string()))
+            .transpose()?;
+        Ok(())
+    }
+
+    /// Gives each request this deadline from now on (sent as `grpc-timeout`; `None`: no deadline).
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) {
+        self.timeout = timeout;
     }
 
     /// Scores image files (their bytes) in one request.
@@ -92,6 +102,9 @@ impl Client {
         });
         if let Some(key) = &self.key {
             request.metadata_mut().insert("authorization", key.clone());
+        }
+        if let Some(timeout) = self.timeout {
+            request.set_timeout(timeout);
         }
         let response = self.inner.predict(request).await?;
         let micros = |name: &str| {

@@ -18,7 +18,8 @@ use serde_json::Value;
 
 /// Whether the Python packages are installed (panics when they must be and are not).
 fn python_clients_available() -> bool {
-    let probe = Command::new("python3").args(["-c", "import grpc_tools, tritonclient.grpc, tritonclient.http"]).output();
+    let probe =
+        Command::new("python3").args(["-c", "import grpc_tools, tritonclient.grpc, tritonclient.http"]).output();
     let ok = probe.as_ref().is_ok_and(|o| o.status.success());
     if !ok {
         let why = probe.map_or_else(|e| e.to_string(), |o| String::from_utf8_lossy(&o.stderr).into_owned());
@@ -170,7 +171,8 @@ async fn tritonclient_over_kserve_grpc_and_rest() {
     let s = setup(&data).await;
     let url = format!("127.0.0.1:{}", s.server.local_addr().port());
     let cert = s.cert.to_string_lossy().into_owned();
-    for (protocol, ok_codes) in [("grpc", ["INVALID_ARGUMENT", "NOT_FOUND", "UNAUTHENTICATED"]), ("http", ["400", "404", "401"])]
+    for (protocol, ok_codes) in
+        [("grpc", ["INVALID_ARGUMENT", "NOT_FOUND", "UNAUTHENTICATED"]), ("http", ["400", "404", "401"])]
     {
         let [invalid, not_found, unauthenticated] = ok_codes;
         let mut a = args(&["--url", &url, "--protocol", protocol, "--ca", &cert, "--key", &s.keys.primary]);
@@ -196,7 +198,8 @@ async fn tritonclient_over_kserve_grpc_and_rest() {
             expect_code(&results, "infer_bytes_json", invalid, false);
         }
         // Without a key: health answers (probes have no key), inference is refused.
-        let mut a = args(&["--url", &url, "--protocol", protocol, "--ca", &cert, "--case", "live", "--case", "infer_bytes"]);
+        let mut a =
+            args(&["--url", &url, "--protocol", protocol, "--ca", &cert, "--case", "live", "--case", "infer_bytes"]);
         a.push(s.images[0].clone());
         let results = run("triton.py", a, vec![]).await;
         expect_code(&results, "live", "OK", false);

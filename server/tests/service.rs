@@ -98,7 +98,10 @@ async fn sixty_four_concurrent_clients_get_every_answer_right_and_requests_are_b
         batched_images / batches
     );
     assert_eq!(batched_images as usize, ok, "every image ran in exactly one batch");
-    assert!(batched_images / batches > 1.5, "64 waiting clients are batched: {batched_images} images in {batches} batches");
+    assert!(
+        batched_images / batches > 1.5,
+        "64 waiting clients are batched: {batched_images} images in {batches} batches"
+    );
     assert_eq!(metric(&metrics, "systole_requests_total{code=\"OK\",protocol=\"tfserving\"}") as usize, ok);
     assert_eq!(metric(&metrics, "systole_queue_depth{model=\"resnet20-cifar10\"}"), 0.0);
     assert!(metric(&metrics, "systole_engine_busy_seconds_total{model=\"resnet20-cifar10\"}") > 0.0);
@@ -188,9 +191,10 @@ async fn either_key_is_accepted_and_keys_rotate_without_a_restart() {
     attempt(Some(rotated.primary.clone())).await.expect("the keys in force survive a bad keys file");
     // Health and metrics need no key (probes and scrapers have none); inference over REST does.
     let addr = server.local_addr();
-    let (live, ready) = tokio::task::spawn_blocking(move || (http_get(addr, "/v2/health/live"), http_get(addr, "/v2/health/ready")))
-        .await
-        .unwrap();
+    let (live, ready) =
+        tokio::task::spawn_blocking(move || (http_get(addr, "/v2/health/live"), http_get(addr, "/v2/health/ready")))
+            .await
+            .unwrap();
     assert!(live.0.contains("200") && ready.0.contains("200"), "{live:?} {ready:?}");
     let model = tokio::task::spawn_blocking(move || http_get(addr, "/v2/models/resnet20-cifar10")).await.unwrap();
     assert!(model.0.contains("401") && model.1.contains("error"), "{model:?}");
