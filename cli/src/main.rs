@@ -2,9 +2,9 @@
 //!
 //! The `arch` commands describe an engine configuration and run one quantized layer on the bit-exact,
 //! cycle-exact golden model of the engine; the `device` commands reach engines through the driver (the
-//! emulated engine, or real hardware through VFIO). Commands for the runtime (classifying photos) and the
-//! server are added by the issues that build those crates; until then the CLI offers nothing that would
-//! pretend to do their work.
+//! emulated engine, simulated RTL, or real hardware through VFIO); `classify` and `package` run the runtime;
+//! `serve`, `score` and `keys` are the web service (docs/serving.md); `hdl export` writes the engine's
+//! Verilog.
 
 mod classify;
 mod demo;
@@ -27,10 +27,11 @@ mxint8 or bfp<block>m<mantissa bits>[e<exponent bits>]; e.g. 16x16, tiny, 32x32-
 
 /// systole: an open, Rust-first FPGA inference stack (a rebuild of Microsoft's Project Brainwave).
 ///
-/// The `arch` commands describe an engine configuration and run one quantized layer on the golden model of
-/// the engine; the `device` commands list engines, show what one reports and self-test it through the driver
-/// (the emulated engine, or real hardware bound to vfio-pci). Classifying photos (runtime) and serving over
-/// gRPC (server) are not implemented yet.
+/// `classify` labels photos on the engine (the emulated one when no FPGA is present) beside the f32 reference
+/// path; `package` writes a model package; `serve` hosts packages as a gRPC and REST web service with TLS and
+/// keys, `score` calls it and `keys` manages its keys. The `arch` commands describe an engine configuration
+/// and run one quantized layer on the golden model; the `device` commands list engines, show what one reports
+/// and self-test it through the driver; `hdl export` writes the engine's Verilog.
 #[derive(Debug, Parser)]
 #[command(name = "systole", version, propagate_version = true)]
 struct Cli {

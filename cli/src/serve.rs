@@ -29,7 +29,7 @@ pub struct ServeArgs {
     pub host: IpAddr,
     /// The port for gRPC (TF-Serving Predict, KServe v2) and REST (KServe v2, health, /metrics); 0 picks a
     /// free one.
-    #[arg(long, default_value_t = 5001)]
+    #[arg(long, default_value_t = 50051)]
     pub port: u16,
     /// The TLS certificate chain, PEM (the server's certificate first). With --tls-key.
     #[arg(long, value_name = "PEM", requires = "tls_key")]
@@ -75,7 +75,7 @@ pub struct ScoreArgs {
     #[arg(long, default_value = "localhost")]
     pub host: String,
     /// The server's port.
-    #[arg(long, default_value_t = 5001)]
+    #[arg(long, default_value_t = 50051)]
     pub port: u16,
     /// Use TLS and trust this PEM certificate (the server's self-signed one, or its CA).
     #[arg(long, value_name = "PEM")]
