@@ -111,7 +111,7 @@ pub fn tensors(
 
 /// Little-endian f32 values from raw bytes (TensorFlow's `tensor_content`, KServe's raw contents).
 pub fn f32_from_le_bytes(raw: &[u8]) -> Result<Vec<f32>, ServeError> {
-    if raw.len() % 4 != 0 {
+    if !raw.len().is_multiple_of(4) {
         return Err(ServeError::InvalidArgument(format!("{} bytes are not a whole number of f32 values", raw.len())));
     }
     Ok(raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())

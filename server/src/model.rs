@@ -63,11 +63,14 @@ pub struct Scores {
     pub preprocess_time: Duration,
 }
 
+/// What the engine worker answers for a request: the softmax rows and the wall time it ran them.
+type WorkerReply = Result<(Vec<Vec<f32>>, Duration), ServeError>;
+
 /// A request queued for the engine worker.
 struct Job {
     inputs: Vec<ArrayD<f32>>,
     deadline: Option<Instant>,
-    reply: oneshot::Sender<Result<(Vec<Vec<f32>>, Duration), ServeError>>,
+    reply: oneshot::Sender<WorkerReply>,
 }
 
 /// A served model and the queue of its engine worker.
@@ -288,7 +291,7 @@ impl Worker {
         &self,
         acc: &mut Accelerator<Box<dyn Backend>>,
         inputs: &[ArrayD<f32>],
-    ) -> Result<(Vec<Vec<f32>>, Duration), ServeError> {
+    ) -> WorkerReply {
         let t0 = Instant::now();
         let mut rows = Vec::with_capacity(inputs.len());
         let mut cycles = 0;

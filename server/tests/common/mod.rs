@@ -32,7 +32,7 @@ pub fn data_dir() -> Option<PathBuf> {
 
 /// The real ResNet-20 as the package `resnet20-cifar10` for the emulated 16×16 MSFP16 engine.
 pub fn resnet20_service(data: &Path) -> Service {
-    let graph = runtime::onnx::load(&data.join("resnet20-cifar10.onnx"), &runtime::onnx::ImportOptions { batch: 1 })
+    let graph = runtime::onnx::load(data.join("resnet20-cifar10.onnx"), &runtime::onnx::ImportOptions { batch: 1 })
         .expect("the ONNX model imports");
     let labels = CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect();
     let pipeline = Pipeline::new("resnet20-cifar10", PreprocessConfig::cifar10(), graph, labels).expect("a pipeline");
