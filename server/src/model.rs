@@ -287,11 +287,7 @@ impl Worker {
     }
 
     /// Runs the network on each input and returns the softmax rows and the wall time taken.
-    fn score(
-        &self,
-        acc: &mut Accelerator<Box<dyn Backend>>,
-        inputs: &[ArrayD<f32>],
-    ) -> WorkerReply {
+    fn score(&self, acc: &mut Accelerator<Box<dyn Backend>>, inputs: &[ArrayD<f32>]) -> WorkerReply {
         let t0 = Instant::now();
         let mut rows = Vec::with_capacity(inputs.len());
         let mut cycles = 0;
