@@ -43,6 +43,10 @@ pub struct Prediction {
     pub engine_time: Option<Duration>,
     /// The server's preprocessing time for the request.
     pub preprocess_time: Option<Duration>,
+    /// The server's whole time for the request, arrival to response (its `x-systole-server-us` header).
+    pub server_time: Option<Duration>,
+    /// The time the request waited in the server's engine queue (its `x-systole-queue-us` header).
+    pub queue_time: Option<Duration>,
 }
 
 impl Client {
@@ -115,7 +119,12 @@ impl Client {
                 .and_then(|s| s.parse().ok())
                 .map(Duration::from_micros)
         };
-        let (engine_time, preprocess_time) = (micros(crate::ENGINE_TIME_HEADER), micros(crate::PREPROCESS_TIME_HEADER));
+        let (engine_time, preprocess_time, server_time, queue_time) = (
+            micros(crate::ENGINE_TIME_HEADER),
+            micros(crate::PREPROCESS_TIME_HEADER),
+            micros(crate::SERVER_TIME_HEADER),
+            micros(crate::QUEUE_TIME_HEADER),
+        );
         let output = response
             .into_inner()
             .outputs
@@ -129,7 +138,7 @@ impl Client {
             return Err(tonic::Status::internal("the output's shape does not match its values or the request"));
         }
         let probabilities = output.float_val.chunks(classes.max(1) as usize).map(<[f32]>::to_vec).collect();
-        Ok(Prediction { probabilities, engine_time, preprocess_time })
+        Ok(Prediction { probabilities, engine_time, preprocess_time, server_time, queue_time })
     }
 }
 

@@ -58,15 +58,14 @@ pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, 
 }
 
 /// The middleware in front of every route: gives the request an id, checks its key (except on
-/// [`PUBLIC_PATHS`]), and puts the id in the response's `request_id` header, errors included.
+/// [`PUBLIC_PATHS`]), and puts the id in the response's `request_id` header, errors included, with the time
+/// the server took in [`crate::SERVER_TIME_HEADER`].
 pub async fn gate(Extract(state): Extract<Arc<State>>, mut request: Request, next: Next) -> Response {
+    let arrived = std::time::Instant::now();
     let id = format!("{:016x}", rand::random::<u64>());
     request.extensions_mut().insert(RequestId(id.clone()));
     let path = request.uri().path().to_string();
-    let grpc = request
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    let grpc = is_grpc(&request);
     let mut response = if PUBLIC_PATHS.contains(&path.as_str()) {
         next.run(request).await
     } else {
@@ -97,7 +96,25 @@ pub async fn gate(Extract(state): Extract<Arc<State>>, mut request: Request, nex
     if let Ok(value) = http::HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
+    response.headers_mut().insert(crate::SERVER_TIME_HEADER, (arrived.elapsed().as_micros() as u64).into());
     response
+}
+
+/// The answer to a path no route serves: UNIMPLEMENTED for a gRPC call (an unknown service or method), 404
+/// with a JSON error otherwise.
+pub async fn unknown_route(request: Request) -> Response {
+    let path = request.uri().path().to_string();
+    if is_grpc(&request) {
+        tonic::Status::unimplemented(format!("{path} is not a method this server implements")).into_http()
+    } else {
+        let error = format!("no route {path}: see /v2, /v2/models/{{model}}, /v2/health/ready, /metrics");
+        (http::StatusCode::NOT_FOUND, axum::Json(serde_json::json!({ "error": error }))).into_response()
+    }
+}
+
+/// Whether a request is a gRPC call (its content type is `application/grpc…`).
+fn is_grpc(request: &Request) -> bool {
+    request.headers().get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
 /// Rewrites tonic's answer to an oversized request message, OUT_OF_RANGE, to RESOURCE_EXHAUSTED: the code gRPC

@@ -48,8 +48,13 @@ use crate::state::State;
 
 /// The response header with the wall time, in microseconds, the engine worker spent on the request.
 pub const ENGINE_TIME_HEADER: &str = "x-systole-engine-us";
+/// The response header with the wall time, in microseconds, from the request's arrival at the server (after
+/// TLS and HTTP framing) to its response: the server's whole share of the latency.
+pub const SERVER_TIME_HEADER: &str = "x-systole-server-us";
 /// The response header with the wall time, in microseconds, spent decoding and preprocessing its images.
 pub const PREPROCESS_TIME_HEADER: &str = "x-systole-preprocess-us";
+/// The response header with the wall time, in microseconds, the request waited in the engine worker's queue.
+pub const QUEUE_TIME_HEADER: &str = "x-systole-queue-us";
 
 /// One model to serve.
 pub struct ModelConfig {
@@ -212,6 +217,7 @@ fn router(state: Arc<State>) -> axum::Router {
     )
     .into_axum_router();
     grpc.merge(rest::router(state.clone()))
+        .fallback(http::unknown_route)
         .layer(axum::extract::DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(state, http::gate))
 }
@@ -233,5 +239,6 @@ pub(crate) fn timing_headers(scores: &Scores) -> ::http::HeaderMap {
     let mut headers = ::http::HeaderMap::new();
     headers.insert(ENGINE_TIME_HEADER, (scores.engine_time.as_micros() as u64).into());
     headers.insert(PREPROCESS_TIME_HEADER, (scores.preprocess_time.as_micros() as u64).into());
+    headers.insert(QUEUE_TIME_HEADER, (scores.queue_time.as_micros() as u64).into());
     headers
 }

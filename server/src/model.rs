@@ -61,15 +61,29 @@ pub struct Scores {
     pub engine_time: Duration,
     /// Wall time spent decoding and preprocessing images.
     pub preprocess_time: Duration,
+    /// Wall time from entering the queue to the start of its run on the engine: waiting behind other
+    /// requests and for its batch to fill.
+    pub queue_time: Duration,
 }
 
-/// What the engine worker answers for a request: the softmax rows and the wall time it ran them.
-type WorkerReply = Result<(Vec<Vec<f32>>, Duration), ServeError>;
+/// What the engine worker answers for a request.
+type WorkerReply = Result<Ran, ServeError>;
+
+/// A request's run on the engine.
+struct Ran {
+    /// Softmax rows, one per input.
+    rows: Vec<Vec<f32>>,
+    /// Wall time of the run.
+    engine_time: Duration,
+    /// Wall time between entering the queue and the run's start.
+    queue_time: Duration,
+}
 
 /// A request queued for the engine worker.
 struct Job {
     inputs: Vec<ArrayD<f32>>,
     deadline: Option<Instant>,
+    queued: Instant,
     reply: oneshot::Sender<WorkerReply>,
 }
 
@@ -174,7 +188,7 @@ impl Model {
         let tensors = self.prepare(inputs).await?;
         let preprocess_time = t0.elapsed();
         let (reply, result) = oneshot::channel();
-        match self.queue.try_send(Job { inputs: tensors, deadline, reply }) {
+        match self.queue.try_send(Job { inputs: tensors, deadline, queued: Instant::now(), reply }) {
             Ok(()) => self.metrics.queue_depth.with_label_values(&[&self.name]).inc(),
             Err(TrySendError::Full(_)) => {
                 return Err(ServeError::ResourceExhausted(format!(
@@ -190,9 +204,13 @@ impl Model {
             Some(d) => tokio::time::timeout_at(d.into(), result).await.map_err(|_| deadline_passed())?,
             None => result.await,
         };
-        let (probabilities, engine_time) =
-            waited.map_err(|_| ServeError::Internal("the engine worker dropped the request".into()))??;
-        Ok(Scores { probabilities, engine_time, preprocess_time })
+        let ran = waited.map_err(|_| ServeError::Internal("the engine worker dropped the request".into()))??;
+        Ok(Scores {
+            probabilities: ran.rows,
+            engine_time: ran.engine_time,
+            preprocess_time,
+            queue_time: ran.queue_time,
+        })
     }
 
     /// Turns the inputs into network inputs `[1, 3, H, W]`: decodes and preprocesses images on the blocking
@@ -278,7 +296,9 @@ impl Worker {
                     let _ = job.reply.send(Err(deadline_passed()));
                     continue;
                 }
-                let result = self.score(&mut acc, &job.inputs);
+                let queue_time = job.queued.elapsed();
+                let result =
+                    self.score(&mut acc, &job.inputs).map(|(rows, engine_time)| Ran { rows, engine_time, queue_time });
                 let _ = job.reply.send(result);
             }
         }
@@ -287,7 +307,11 @@ impl Worker {
     }
 
     /// Runs the network on each input and returns the softmax rows and the wall time taken.
-    fn score(&self, acc: &mut Accelerator<Box<dyn Backend>>, inputs: &[ArrayD<f32>]) -> WorkerReply {
+    fn score(
+        &self,
+        acc: &mut Accelerator<Box<dyn Backend>>,
+        inputs: &[ArrayD<f32>],
+    ) -> Result<(Vec<Vec<f32>>, Duration), ServeError> {
         let t0 = Instant::now();
         let mut rows = Vec::with_capacity(inputs.len());
         let mut cycles = 0;
