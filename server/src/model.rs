@@ -1,29 +1,41 @@
-//! A served model: its pipeline, and the engine worker that runs batches of its inputs on a device.
+//! A served model: its pipeline, the device it runs on, and the engine worker that runs batches of its
+//! inputs.
 //!
-//! Requests are preprocessed on the caller's side (tokio's blocking pool, so decoding runs in parallel with the
-//! engine), then queued to the model's one engine worker, a thread that owns the device. The queue is
-//! bounded: when it is full a request is refused at once with RESOURCE_EXHAUSTED (back-pressure, never
-//! unbounded memory). The worker takes the first waiting request, then keeps collecting until the batch holds
-//! `max_batch` images or `max_delay` has passed since it took the first (dynamic batching), and runs the
-//! batch. Requests whose caller has gone (cancelled, deadline passed) are dropped unrun.
+//! **Under load**, requests are preprocessed on the caller's side (tokio's blocking pool, so decoding runs in
+//! parallel with the engine), then queued to the model's engine worker, a thread that runs batches on the
+//! device. The queue is bounded: when it is full a request is refused at once with RESOURCE_EXHAUSTED
+//! (back-pressure, never unbounded memory). The worker takes the first waiting request, then keeps
+//! collecting until the batch holds `max_batch` images or `max_delay` has passed since it took the first
+//! (dynamic batching), and runs the batch. Requests whose caller has gone (cancelled, deadline passed) are
+//! dropped unrun.
+//!
+//! **When the engine is idle** (nothing queued, the device free) and the request's deadline, if any, leaves
+//! twice the last run's time, a one-image request is preprocessed and run on its own thread (`tokio::task::block_in_place`), with no hand-off to another thread: on the machines
+//! measured here each hand-off (waking the other thread) cost 30 to 160 µs, several times the rest of the
+//! server's work. Batching cannot help a lone request, so nothing is lost. This needs tokio's multi-threaded
+//! runtime; on any other, every request takes the queue.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 use driver::{Accelerator, Backend};
 use ndarray::{ArrayD, Ix2};
+use runtime::compile::CompiledModel;
 use runtime::pipeline::{softmax, Pipeline};
-use runtime::preprocess::{preprocess_with_limits, DecodeLimits};
+use runtime::preprocess::{preprocess_with_limits, DecodeLimits, PreprocessConfig};
 use runtime::service::Service;
 use tokio::sync::oneshot;
 
 use crate::metrics::Metrics;
 use crate::ServeError;
 
-/// Opens the device an engine worker runs on; called on the worker's own thread.
+/// Opens the device a model runs on; called once, while the model starts.
 pub type DeviceOpener = Arc<dyn Fn() -> Result<Accelerator<Box<dyn Backend>>, String> + Send + Sync>;
+
+/// The driver on the model's device.
+type Device = Accelerator<Box<dyn Backend>>;
 
 /// How the engine worker groups requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,12 +99,13 @@ struct Job {
     reply: oneshot::Sender<WorkerReply>,
 }
 
-/// A served model and the queue of its engine worker.
+/// A served model, its device and the queue of its engine worker.
 pub struct Model {
     name: String,
     pipeline: Pipeline,
     limits: DecodeLimits,
     queue: SyncSender<Job>,
+    engine: Arc<Engine>,
     ready: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
 }
@@ -104,7 +117,8 @@ impl std::fmt::Debug for Model {
 }
 
 impl Model {
-    /// Starts the engine worker for `service` on the device `open` gives, and waits until the device is open.
+    /// Opens the device with `open`, checks that it is the engine the package's weights are for, and starts the
+    /// engine worker.
     pub fn start(
         name: String,
         service: Service,
@@ -116,41 +130,30 @@ impl Model {
         if batching.max_batch == 0 || batching.queue_capacity == 0 {
             return Err("the batch size and the queue capacity must be at least 1".into());
         }
-        let (queue, jobs) = mpsc::sync_channel::<Job>(batching.queue_capacity);
-        let (opened_tx, opened_rx) = mpsc::channel::<Result<(), String>>();
-        let ready = Arc::new(AtomicBool::new(false));
-        let worker = Worker {
+        let device = open()?;
+        if *device.config() != *service.compiled.config() {
+            return Err(format!(
+                "the package's weights are for a {} engine and the device is a {} engine",
+                service.compiled.config(),
+                device.config()
+            ));
+        }
+        let engine = Arc::new(Engine {
             name: name.clone(),
-            service: service.clone(),
-            batching,
+            compiled: service.compiled,
             metrics: metrics.clone(),
-            ready: ready.clone(),
-        };
+            device: Mutex::new(device),
+            pending: AtomicUsize::new(0),
+            last_run_us: AtomicU64::new(0),
+        });
+        let (queue, jobs) = mpsc::sync_channel::<Job>(batching.queue_capacity);
+        let ready = Arc::new(AtomicBool::new(true));
+        let worker = Worker { engine: engine.clone(), batching, ready: ready.clone() };
         std::thread::Builder::new()
             .name(format!("engine-{name}"))
-            .spawn(move || {
-                let acc = match open() {
-                    Ok(acc) => acc,
-                    Err(e) => {
-                        let _ = opened_tx.send(Err(e));
-                        return;
-                    }
-                };
-                if *acc.config() != *worker.service.compiled.config() {
-                    let _ = opened_tx.send(Err(format!(
-                        "the package's weights are for a {} engine and the device is a {} engine",
-                        worker.service.compiled.config(),
-                        acc.config()
-                    )));
-                    return;
-                }
-                let _ = opened_tx.send(Ok(()));
-                worker.run(acc, jobs);
-            })
+            .spawn(move || worker.run(jobs))
             .map_err(|e| format!("starting the engine worker: {e}"))?;
-        opened_rx.recv().map_err(|_| "the engine worker stopped while opening the device".to_string())??;
-        ready.store(true, Ordering::SeqCst);
-        Ok(Model { name, pipeline: service.pipeline, limits, queue, ready, metrics })
+        Ok(Model { name, pipeline: service.pipeline, limits, queue, engine, ready, metrics })
     }
 
     /// The model's name in requests.
@@ -178,26 +181,51 @@ impl Model {
         self.ready.load(Ordering::SeqCst)
     }
 
-    /// Scores `inputs`: preprocesses images in parallel with the engine, queues them for the engine worker and
-    /// waits for the result, at most until `deadline`.
+    /// Scores `inputs`, at most until `deadline`: at once on this thread when the engine is idle and the
+    /// request holds one image, else through the engine worker's queue (see the module documentation).
     pub async fn infer(&self, inputs: Vec<Input>, deadline: Option<Instant>) -> Result<Scores, ServeError> {
         if inputs.is_empty() {
             return Err(ServeError::InvalidArgument("the request has no inputs (an empty tensor)".into()));
         }
         let t0 = Instant::now();
-        let tensors = self.prepare(inputs).await?;
+        let may_block = inputs.len() == 1
+            && tokio::runtime::Handle::try_current()
+                .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let tensors = if may_block {
+            let input = inputs.into_iter().next().expect("one input");
+            let (shape, config, limits) = (self.input_shape(), &self.pipeline.preprocess, &self.limits);
+            vec![tokio::task::block_in_place(|| prepare_one(0, input, shape, config, limits))?]
+        } else {
+            self.prepare(inputs).await?
+        };
         let preprocess_time = t0.elapsed();
+        let last_run = Duration::from_micros(self.engine.last_run_us.load(Ordering::Relaxed));
+        let time_left = deadline.is_none_or(|d| d.saturating_duration_since(Instant::now()) > 2 * last_run);
+        if may_block && time_left && self.engine.pending.load(Ordering::SeqCst) == 0 {
+            if let Some(mut device) = self.engine.try_device() {
+                let ran = tokio::task::block_in_place(|| self.engine.run_now(&mut device, &tensors, deadline))?;
+                return Ok(Scores {
+                    probabilities: ran.0,
+                    engine_time: ran.1,
+                    preprocess_time,
+                    queue_time: Duration::ZERO,
+                });
+            }
+        }
         let (reply, result) = oneshot::channel();
+        self.engine.pending.fetch_add(1, Ordering::SeqCst);
         match self.queue.try_send(Job { inputs: tensors, deadline, queued: Instant::now(), reply }) {
             Ok(()) => self.metrics.queue_depth.with_label_values(&[&self.name]).inc(),
-            Err(TrySendError::Full(_)) => {
-                return Err(ServeError::ResourceExhausted(format!(
-                    "model '{}' has a full queue: retry later",
-                    self.name
-                )))
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                return Err(ServeError::Unavailable(format!("model '{}' has no engine worker", self.name)))
+            Err(e) => {
+                self.engine.pending.fetch_sub(1, Ordering::SeqCst);
+                return Err(match e {
+                    TrySendError::Full(_) => {
+                        ServeError::ResourceExhausted(format!("model '{}' has a full queue: retry later", self.name))
+                    }
+                    TrySendError::Disconnected(_) => {
+                        ServeError::Unavailable(format!("model '{}' has no engine worker", self.name))
+                    }
+                });
             }
         }
         let waited = match deadline {
@@ -213,8 +241,7 @@ impl Model {
         })
     }
 
-    /// Turns the inputs into network inputs `[1, 3, H, W]`: decodes and preprocesses images on the blocking
-    /// pool, checks tensors' shapes.
+    /// Turns the inputs into network inputs `[1, 3, H, W]` on the blocking pool, one task per input.
     async fn prepare(&self, inputs: Vec<Input>) -> Result<Vec<ArrayD<f32>>, ServeError> {
         let shape = self.input_shape();
         let config = self.pipeline.preprocess.clone();
@@ -224,28 +251,7 @@ impl Model {
             .enumerate()
             .map(|(i, input)| {
                 let config = config.clone();
-                tokio::task::spawn_blocking(move || -> Result<ArrayD<f32>, ServeError> {
-                    match input {
-                        Input::Image(bytes) => preprocess_with_limits(&bytes, &config, &limits)
-                            .map(|a| a.into_dyn())
-                            .map_err(|e| ServeError::InvalidArgument(format!("image {i}: {e}"))),
-                        Input::Tensor(t) => {
-                            if t.shape() != &shape[1..] {
-                                return Err(ServeError::InvalidArgument(format!(
-                                    "tensor {i} has shape {:?}; the model takes {:?} per image",
-                                    t.shape(),
-                                    &shape[1..]
-                                )));
-                            }
-                            if t.iter().any(|v| !v.is_finite()) {
-                                return Err(ServeError::InvalidArgument(format!(
-                                    "tensor {i} holds NaN or infinite values"
-                                )));
-                            }
-                            Ok(t.insert_axis(ndarray::Axis(0)))
-                        }
-                    }
-                })
+                tokio::task::spawn_blocking(move || prepare_one(i, input, shape, &config, &limits))
             })
             .collect();
         let mut out = Vec::with_capacity(tasks.len());
@@ -256,23 +262,124 @@ impl Model {
     }
 }
 
+/// Input `i` as a network input `[1, 3, H, W]` of `shape`: an image decoded and preprocessed, or a tensor's
+/// shape and values checked.
+fn prepare_one(
+    i: usize,
+    input: Input,
+    shape: [usize; 4],
+    config: &PreprocessConfig,
+    limits: &DecodeLimits,
+) -> Result<ArrayD<f32>, ServeError> {
+    match input {
+        Input::Image(bytes) => preprocess_with_limits(&bytes, config, limits)
+            .map(|a| a.into_dyn())
+            .map_err(|e| ServeError::InvalidArgument(format!("image {i}: {e}"))),
+        Input::Tensor(t) => {
+            if t.shape() != &shape[1..] {
+                return Err(ServeError::InvalidArgument(format!(
+                    "tensor {i} has shape {:?}; the model takes {:?} per image",
+                    t.shape(),
+                    &shape[1..]
+                )));
+            }
+            if t.iter().any(|v| !v.is_finite()) {
+                return Err(ServeError::InvalidArgument(format!("tensor {i} holds NaN or infinite values")));
+            }
+            Ok(t.insert_axis(ndarray::Axis(0)))
+        }
+    }
+}
+
 fn deadline_passed() -> ServeError {
     ServeError::DeadlineExceeded("the request's deadline passed before its result was ready".into())
 }
 
-/// The engine worker: owns the device, runs batches.
-struct Worker {
+/// The device and the compiled model, shared by the engine worker and the requests that find it idle.
+struct Engine {
     name: String,
-    service: Service,
-    batching: BatchConfig,
+    compiled: CompiledModel,
     metrics: Arc<Metrics>,
+    device: Mutex<Device>,
+    /// Requests queued and not yet taken by the worker: a request runs on its own thread only when none are.
+    pending: AtomicUsize,
+    /// Wall time of the last run, in microseconds: a request runs on its own thread only if its deadline
+    /// leaves twice that (a run cannot be interrupted; the queue answers at the deadline).
+    last_run_us: AtomicU64,
+}
+
+impl Engine {
+    /// The device, waiting for whoever holds it (a poisoned lock is taken: a run leaves no state behind).
+    fn device(&self) -> MutexGuard<'_, Device> {
+        self.device.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The device if nobody holds it.
+    fn try_device(&self) -> Option<MutexGuard<'_, Device>> {
+        match self.device.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// Runs a lone request now, as a batch of its own, unless its deadline passes first.
+    fn run_now(
+        &self,
+        device: &mut Device,
+        inputs: &[ArrayD<f32>],
+        deadline: Option<Instant>,
+    ) -> Result<(Vec<Vec<f32>>, Duration), ServeError> {
+        let expired = || deadline.is_some_and(|d| Instant::now() >= d);
+        if expired() {
+            return Err(deadline_passed());
+        }
+        self.metrics.batch_size.observe(inputs.len() as f64);
+        let scored = self.score(device, inputs)?;
+        if expired() {
+            return Err(deadline_passed());
+        }
+        Ok(scored)
+    }
+
+    /// Runs the network on each input and returns the softmax rows and the wall time taken.
+    fn score(&self, device: &mut Device, inputs: &[ArrayD<f32>]) -> Result<(Vec<Vec<f32>>, Duration), ServeError> {
+        let t0 = Instant::now();
+        let mut rows = Vec::with_capacity(inputs.len());
+        let mut cycles = 0;
+        for x in inputs {
+            let run = self.compiled.run(device, std::slice::from_ref(x)).map_err(|e| {
+                tracing::error!(model = %self.name, "engine run failed: {e}");
+                ServeError::Internal(format!("the engine failed: {e}"))
+            })?;
+            cycles += run.steps.iter().map(|s| s.stats.counters.cycles).sum::<u64>();
+            let logits = run.values[0]
+                .view()
+                .into_dimensionality::<Ix2>()
+                .map_err(|_| ServeError::Internal("the network's output is not [1, classes]".into()))?;
+            rows.push(softmax(logits.row(0)).into_iter().map(|p| p as f32).collect());
+        }
+        let took = t0.elapsed();
+        self.last_run_us.store(took.as_micros() as u64, Ordering::Relaxed);
+        self.metrics.images.with_label_values(&[&self.name]).inc_by(inputs.len() as u64);
+        self.metrics.engine_busy_seconds.with_label_values(&[&self.name]).inc_by(took.as_secs_f64());
+        self.metrics.engine_cycles.with_label_values(&[&self.name]).inc_by(cycles);
+        Ok((rows, took))
+    }
+}
+
+/// The engine worker: takes queued requests in batches and runs them on the device.
+struct Worker {
+    engine: Arc<Engine>,
+    batching: BatchConfig,
     ready: Arc<AtomicBool>,
 }
 
 impl Worker {
     /// Runs batches until every sender is gone (the server has shut down).
-    fn run(self, mut acc: Accelerator<Box<dyn Backend>>, jobs: mpsc::Receiver<Job>) {
-        let depth = self.metrics.queue_depth.with_label_values(&[&self.name]);
+    fn run(self, jobs: mpsc::Receiver<Job>) {
+        let engine = &self.engine;
+        let depth = engine.metrics.queue_depth.with_label_values(&[&engine.name]);
         while let Ok(first) = jobs.recv() {
             let mut images = first.inputs.len();
             let mut batch = vec![first];
@@ -287,7 +394,9 @@ impl Worker {
                 }
             }
             depth.sub(batch.len() as i64);
-            self.metrics.batch_size.observe(images as f64);
+            engine.metrics.batch_size.observe(images as f64);
+            let mut device = engine.device();
+            engine.pending.fetch_sub(batch.len(), Ordering::SeqCst);
             for job in batch {
                 if job.reply.is_closed() {
                     continue; // The caller gave up (cancelled, or its deadline passed).
@@ -297,40 +406,15 @@ impl Worker {
                     continue;
                 }
                 let queue_time = job.queued.elapsed();
-                let result =
-                    self.score(&mut acc, &job.inputs).map(|(rows, engine_time)| Ran { rows, engine_time, queue_time });
+                let result = engine.score(&mut device, &job.inputs).map(|(rows, engine_time)| Ran {
+                    rows,
+                    engine_time,
+                    queue_time,
+                });
                 let _ = job.reply.send(result);
             }
         }
         self.ready.store(false, Ordering::SeqCst);
-        tracing::info!(model = %self.name, "engine worker stopped");
-    }
-
-    /// Runs the network on each input and returns the softmax rows and the wall time taken.
-    fn score(
-        &self,
-        acc: &mut Accelerator<Box<dyn Backend>>,
-        inputs: &[ArrayD<f32>],
-    ) -> Result<(Vec<Vec<f32>>, Duration), ServeError> {
-        let t0 = Instant::now();
-        let mut rows = Vec::with_capacity(inputs.len());
-        let mut cycles = 0;
-        for x in inputs {
-            let run = self.service.compiled.run(acc, std::slice::from_ref(x)).map_err(|e| {
-                tracing::error!(model = %self.name, "engine run failed: {e}");
-                ServeError::Internal(format!("the engine failed: {e}"))
-            })?;
-            cycles += run.steps.iter().map(|s| s.stats.counters.cycles).sum::<u64>();
-            let logits = run.values[0]
-                .view()
-                .into_dimensionality::<Ix2>()
-                .map_err(|_| ServeError::Internal("the network's output is not [1, classes]".into()))?;
-            rows.push(softmax(logits.row(0)).into_iter().map(|p| p as f32).collect());
-        }
-        let took = t0.elapsed();
-        self.metrics.images.with_label_values(&[&self.name]).inc_by(inputs.len() as u64);
-        self.metrics.engine_busy_seconds.with_label_values(&[&self.name]).inc_by(took.as_secs_f64());
-        self.metrics.engine_cycles.with_label_values(&[&self.name]).inc_by(cycles);
-        Ok((rows, took))
+        tracing::info!(model = %engine.name, "engine worker stopped");
     }
 }
