@@ -7,9 +7,6 @@
 
 use std::time::Duration;
 
-use arch::timing::Timing;
-use arch::trace::TraceError;
-
 use crate::DriverError;
 
 /// A device as the driver sees it.
@@ -45,7 +42,7 @@ pub trait Backend: Send {
     /// simulated RTL from the engine's instruction-trace port (`arch::trace`). `None` where it cannot be
     /// observed (hardware); an error when the last program did not complete or its trace breaks the port's
     /// rules.
-    fn timeline(&mut self) -> Option<Result<Vec<Timing>, TraceError>> {
+    fn timeline(&mut self) -> Option<crate::Timeline> {
         None
     }
 }
@@ -80,7 +77,7 @@ impl Backend for Box<dyn Backend> {
         (**self).diagnostics()
     }
 
-    fn timeline(&mut self) -> Option<Result<Vec<Timing>, TraceError>> {
+    fn timeline(&mut self) -> Option<crate::Timeline> {
         (**self).timeline()
     }
 }

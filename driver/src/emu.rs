@@ -69,7 +69,7 @@ impl Backend for EmuBackend {
         self.model.last_error().map(|e| e.message.clone())
     }
 
-    fn timeline(&mut self) -> Option<Result<Vec<arch::timing::Timing>, arch::trace::TraceError>> {
+    fn timeline(&mut self) -> Option<crate::Timeline> {
         Some(
             self.model.timeline().map(<[_]>::to_vec).ok_or_else(|| arch::trace::TraceError {
                 cycle: 0,

@@ -243,7 +243,7 @@ impl Backend for VerilatorBackend {
         }
     }
 
-    fn timeline(&mut self) -> Option<Result<Vec<arch::timing::Timing>, arch::trace::TraceError>> {
+    fn timeline(&mut self) -> Option<driver::Timeline> {
         // SAFETY: `sim` is live; the first call writes nothing (capacity 0), the second at most `n` words
         // into a buffer of `n`.
         let packed = unsafe {

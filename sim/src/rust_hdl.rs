@@ -135,7 +135,7 @@ impl<E: EnginePorts<W>, const W: usize> Backend for RustHdlBackend<E, W> {
         }
     }
 
-    fn timeline(&mut self) -> Option<Result<Vec<arch::timing::Timing>, arch::trace::TraceError>> {
+    fn timeline(&mut self) -> Option<driver::Timeline> {
         Some(self.trace.timeline())
     }
 }
