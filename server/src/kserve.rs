@@ -18,7 +18,7 @@ use crate::proto::inference::grpc_inference_service_server::GrpcInferenceService
 use crate::proto::inference::model_infer_response::InferOutputTensor;
 use crate::proto::inference::model_metadata_response::TensorMetadata;
 use crate::proto::inference::*;
-use crate::state::{grpc_deadline, request_id, State};
+use crate::state::State;
 use crate::ServeError;
 
 /// The output every model returns.
@@ -189,22 +189,6 @@ impl GrpcInferenceService for KServe {
     }
 
     async fn model_infer(&self, request: Request<ModelInferRequest>) -> Result<Response<ModelInferResponse>, Status> {
-        let start = Instant::now();
-        let deadline = grpc_deadline(request.metadata(), start);
-        let id = request_id(request.extensions());
-        let result = self.infer(request.into_inner(), deadline).await;
-        let code = result.as_ref().map_or_else(|e| e.grpc_code(), |_| tonic::Code::Ok);
-        self.state.metrics.record("kserve-grpc", code, start.elapsed().as_secs_f64());
-        match result {
-            Ok((response, scores)) => {
-                let mut response = Response::new(response);
-                crate::timing_metadata(response.metadata_mut(), &scores);
-                Ok(response)
-            }
-            Err(e) => {
-                tracing::info!(request_id = %id, code = ?e.grpc_code(), "infer refused: {e}");
-                Err(e.into())
-            }
-        }
+        crate::state::answer_inference(&self.state, "kserve-grpc", request, |r, deadline| self.infer(r, deadline)).await
     }
 }

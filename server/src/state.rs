@@ -1,5 +1,6 @@
 //! What every protocol handler shares: the models, the keys, the limits and the metrics.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,4 +58,36 @@ pub fn grpc_deadline(metadata: &tonic::metadata::MetadataMap, start: Instant) ->
 /// The request id the middleware put in a request's extensions ("-" when there is none, as in unit tests).
 pub fn request_id(extensions: &http::Extensions) -> String {
     extensions.get::<RequestId>().map_or_else(|| "-".to_string(), |r| r.0.clone())
+}
+
+/// Answers a gRPC inference call: reads its deadline and request id, runs `answer` on its message, counts it in
+/// the metrics under `protocol`, logs a refusal with its id and code, and puts the request's timings in the
+/// response metadata.
+pub async fn answer_inference<Req, Resp, Fut>(
+    state: &State,
+    protocol: &'static str,
+    request: tonic::Request<Req>,
+    answer: impl FnOnce(Req, Option<Instant>) -> Fut,
+) -> Result<tonic::Response<Resp>, tonic::Status>
+where
+    Fut: Future<Output = Result<(Resp, crate::Scores), ServeError>>,
+{
+    let start = Instant::now();
+    let deadline = grpc_deadline(request.metadata(), start);
+    let id = request_id(request.extensions());
+    let result = answer(request.into_inner(), deadline).await;
+    let code = result.as_ref().map_or_else(|e| e.grpc_code(), |_| tonic::Code::Ok);
+    state.metrics.record(protocol, code, start.elapsed().as_secs_f64());
+    match result {
+        Ok((message, scores)) => {
+            tracing::debug!(request_id = %id, protocol, images = scores.probabilities.len(), "answered");
+            let mut response = tonic::Response::new(message);
+            crate::timing_metadata(response.metadata_mut(), &scores);
+            Ok(response)
+        }
+        Err(e) => {
+            tracing::info!(request_id = %id, protocol, code = ?e.grpc_code(), "refused: {e}");
+            Err(e.into())
+        }
+    }
 }

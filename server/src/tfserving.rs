@@ -16,7 +16,7 @@ use crate::model::{Input, Scores};
 use crate::proto::tensorflow::serving::prediction_service_server::PredictionService;
 use crate::proto::tensorflow::serving::{ModelSpec, PredictRequest, PredictResponse};
 use crate::proto::tensorflow::{tensor_shape_proto, DataType, TensorProto, TensorShapeProto};
-use crate::state::{grpc_deadline, request_id, State};
+use crate::state::State;
 use crate::ServeError;
 
 /// The output key the Azure clients read.
@@ -37,24 +37,7 @@ impl TfServing {
 #[tonic::async_trait]
 impl PredictionService for TfServing {
     async fn predict(&self, request: Request<PredictRequest>) -> Result<Response<PredictResponse>, Status> {
-        let start = Instant::now();
-        let deadline = grpc_deadline(request.metadata(), start);
-        let id = request_id(request.extensions());
-        let result = self.answer(request.into_inner(), deadline).await;
-        let code = result.as_ref().map_or_else(|e| e.grpc_code(), |_| tonic::Code::Ok);
-        self.state.metrics.record("tfserving", code, start.elapsed().as_secs_f64());
-        match result {
-            Ok((response, scores)) => {
-                tracing::debug!(request_id = %id, images = scores.probabilities.len(), "predict answered");
-                let mut response = Response::new(response);
-                crate::timing_metadata(response.metadata_mut(), &scores);
-                Ok(response)
-            }
-            Err(e) => {
-                tracing::info!(request_id = %id, code = ?e.grpc_code(), "predict refused: {e}");
-                Err(e.into())
-            }
-        }
+        crate::state::answer_inference(&self.state, "tfserving", request, |r, deadline| self.answer(r, deadline)).await
     }
 }
 
