@@ -7,7 +7,7 @@
 //! (back-pressure, never unbounded memory). The worker takes the first waiting request, then keeps
 //! collecting until the batch holds `max_batch` images or `max_delay` has passed since it took the first
 //! (dynamic batching), and runs the batch. Requests whose caller has gone (cancelled, deadline passed) are
-//! dropped unrun.
+//! dropped unrun, and so are those whose deadline would pass before a run as long as the last one ends.
 //!
 //! **When the engine is idle** (nothing queued, the device free) and the request's deadline, if any, leaves
 //! twice the last run's time, a one-image request is preprocessed and run on its own thread (`tokio::task::block_in_place`), with no hand-off to another thread: on the machines
@@ -401,7 +401,9 @@ impl Worker {
                 if job.reply.is_closed() {
                     continue; // The caller gave up (cancelled, or its deadline passed).
                 }
-                if job.deadline.is_some_and(|d| Instant::now() >= d) {
+                // A run cannot be interrupted: one that would end after the deadline is not started.
+                let last_run = Duration::from_micros(engine.last_run_us.load(Ordering::Relaxed));
+                if job.deadline.is_some_and(|d| Instant::now() + last_run >= d) {
                     let _ = job.reply.send(Err(deadline_passed()));
                     continue;
                 }
