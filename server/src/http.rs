@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::extract::{Request, State as Extract};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -85,7 +85,7 @@ pub async fn gate(Extract(state): Extract<Arc<State>>, mut request: Request, nex
                 if grpc {
                     e.to_status().into_http()
                 } else {
-                    (e.http_status(), axum::Json(serde_json::json!({ "error": e.to_string() }))).into_response()
+                    crate::rest::error_response(&e)
                 }
             }
         }
@@ -108,7 +108,7 @@ pub async fn unknown_route(request: Request) -> Response {
         tonic::Status::unimplemented(format!("{path} is not a method this server implements")).into_http()
     } else {
         let error = format!("no route {path}: see /v2, /v2/models/{{model}}, /v2/health/ready, /metrics");
-        (http::StatusCode::NOT_FOUND, axum::Json(serde_json::json!({ "error": error }))).into_response()
+        crate::rest::error_response(&crate::ServeError::NotFound(error))
     }
 }
 

@@ -47,7 +47,7 @@ pub fn router(state: Arc<State>) -> Router {
 }
 
 /// An error as the protocol answers it: its HTTP status and `{"error": message}`.
-fn error_response(e: &ServeError) -> Response {
+pub fn error_response(e: &ServeError) -> Response {
     (e.http_status(), Json(json!({ "error": e.to_string() }))).into_response()
 }
 
