@@ -20,9 +20,10 @@ pub struct ServeArgs {
     /// the first; otherwise a model is named by its package name.
     #[arg(long = "package", value_name = "FILE", required = true)]
     pub packages: Vec<PathBuf>,
-    /// The device the engine workers run on. Default: the emulated engine of each package's own
-    /// configuration. Each package gets its own engine worker, which opens the device for itself.
-    #[arg(long, value_name = "DEVICE", help = crate::DEVICE_HELP)]
+    /// The device the models run on: emu:CONFIG, vfio:PCI-ADDRESS, verilator:MODEL or rust-hdl:CONFIG (as
+    /// `systole classify --device`). Default: the emulated engine of each package's own configuration. Each
+    /// package opens the device for itself and gets its own engine worker.
+    #[arg(long, value_name = "DEVICE")]
     pub device: Option<DeviceSpec>,
     /// The address to listen on (0.0.0.0 for every interface).
     #[arg(long, default_value = "127.0.0.1")]
