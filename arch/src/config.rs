@@ -96,9 +96,41 @@ impl EngineConfig {
         EngineConfig { rows: 32, cols: 32, format: BfpFormat::MXINT8, ..Self::default_16x16() }
     }
 
+    /// A 16×16 MSFP16 engine for a mid-size FPGA without external memory bandwidth to spare (the Lattice
+    /// LFE5U-85F of docs/bitstreams.md): the 16×16 array with buffers sized to leave the 85F's 208 block RAMs
+    /// room for a board memory, and the `tiny` preset's 128-bit memory port.
+    pub fn ecp5() -> Self {
+        EngineConfig {
+            act_entries: 4096,
+            wgt_entries: 4096,
+            acc_entries: 4096,
+            out_entries: 2048,
+            ..Self::default_16x16()
+        }
+        .with_port_of(Self::tiny())
+    }
+
+    /// Same engine with `other`'s memory port, fetch and queue parameters (`dma_bytes_per_cycle`,
+    /// `dma_latency`, `fetch_burst`, `queue_depth`) and clock.
+    fn with_port_of(self, other: EngineConfig) -> Self {
+        EngineConfig {
+            dma_bytes_per_cycle: other.dma_bytes_per_cycle,
+            dma_latency: other.dma_latency,
+            fetch_burst: other.fetch_burst,
+            queue_depth: other.queue_depth,
+            clock_mhz: other.clock_mhz,
+            ..self
+        }
+    }
+
     /// The named presets, with the names [`FromStr`] accepts.
-    pub fn presets() -> [(&'static str, EngineConfig); 3] {
-        [("tiny", Self::tiny()), ("16x16", Self::default_16x16()), ("32x32", Self::large_32x32())]
+    pub fn presets() -> [(&'static str, EngineConfig); 4] {
+        [
+            ("tiny", Self::tiny()),
+            ("16x16", Self::default_16x16()),
+            ("32x32", Self::large_32x32()),
+            ("ecp5", Self::ecp5()),
+        ]
     }
 
     /// The short name that [`FromStr`] parses back to exactly this configuration (`16x16-msfp16`, `tiny-mxint8`,
@@ -199,7 +231,7 @@ impl FromStr for EngineConfig {
             Some((_, c)) => *c,
             None => {
                 let (r, c) = base.split_once('x').ok_or_else(|| {
-                    ConfigError(format!("{s:?}: expected tiny, 16x16, 32x32 or RxC, optionally -FORMAT"))
+                    ConfigError(format!("{s:?}: expected tiny, 16x16, 32x32, ecp5 or RxC, optionally -FORMAT"))
                 })?;
                 let parse = |t: &str| t.parse::<usize>().map_err(|_| ConfigError(format!("{s:?}: bad array size")));
                 EngineConfig { rows: parse(r)?, cols: parse(c)?, ..Self::default_16x16() }

@@ -18,6 +18,7 @@
 
 pub mod accum;
 pub mod bfp;
+pub mod bridge;
 pub mod config;
 pub mod fast;
 pub mod golden;

@@ -34,6 +34,9 @@ pub enum PartArg {
     Engine,
     /// The systolic array with its accumulator adders.
     Array,
+    /// The board top level: the engine, its on-chip memory and the UART host bridge (115 200 baud from a
+    /// 25 MHz clock, 64 KiB), what bitstreams/ecp5/ulx3s_top.v wraps (tiny and ecp5 configurations).
+    Board,
 }
 
 impl From<PartArg> for Part {
@@ -41,25 +44,16 @@ impl From<PartArg> for Part {
         match p {
             PartArg::Engine => Part::Engine,
             PartArg::Array => Part::Array,
+            PartArg::Board => Part::Board(hdl::export::BoardParams::default()),
         }
     }
 }
-
-/// Stack for generating large arrays: rust-hdl builds deep recursive structures (a 32×32 array needs more
-/// than the 8 MiB of the main thread in unoptimised builds).
-const GENERATOR_STACK_BYTES: usize = 256 << 20;
 
 /// Runs the command.
 pub fn export(args: &ExportArgs) -> Result<()> {
     let cfg = args.config;
     let part = Part::from(args.part);
-    let verilog = std::thread::Builder::new()
-        .name("hdl-export".into())
-        .stack_size(GENERATOR_STACK_BYTES)
-        .spawn(move || hdl::export::export_verilog(&cfg, part))
-        .context("starting the generator thread")?
-        .join()
-        .map_err(|_| anyhow::anyhow!("the Verilog generator panicked"))?
+    let verilog = hdl::export::export_verilog_on_large_stack(&cfg, part)
         .with_context(|| format!("generating the {} Verilog for {}", part.name(), describe(&cfg)))?;
     write(&args.output, &verilog)?;
     if let Some(path) = &args.waivers {
@@ -82,4 +76,100 @@ fn describe(cfg: &EngineConfig) -> String {
 
 fn write(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Arguments of `systole hdl synth`.
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// The device: ecp5-85f (bitstream for the ULX3S's LFE5U-85F) or xcu250 (Alveo U250 resource estimate).
+    #[arg(long, value_name = "DEVICE", default_value = "ecp5-85f")]
+    pub target: bitstreams::Device,
+    /// The engine configuration to build.
+    #[arg(long, value_name = "CFG", default_value = "tiny", help = crate::CONFIG_HELP)]
+    pub config: EngineConfig,
+    /// The engine clock to constrain and check, MHz (ECP5; default: the configuration's clock).
+    #[arg(long, value_name = "MHZ")]
+    pub clock_mhz: Option<f64>,
+    /// The directory for the Verilog, the netlist, every tool's log, the bitstream and the reports.
+    #[arg(short, long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// nextpnr's placement seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u32,
+    /// Skip projecting ResNet-50's batch-1 latency (compiling it and counting its cycles takes seconds).
+    #[arg(long)]
+    pub no_projection: bool,
+    /// Map LUTs with ABC9 (timing-driven, synth_ecp5's default: better Fmax) instead of the classic ABC
+    /// (several times faster on the engine).
+    #[arg(long)]
+    pub abc9: bool,
+    /// Exit non-zero unless the design fits the device and (ECP5) meets its clock.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// Runs `systole hdl synth`: the flow with a progress line per step, then the report.
+pub fn synth(args: &SynthArgs) -> Result<()> {
+    let cfg = args.config;
+    let target_mhz = args.clock_mhz.unwrap_or(cfg.clock_mhz as f64);
+    let mut spinner: Option<indicatif::ProgressBar> = None;
+    let mut progress = |event: bitstreams::Event| match event {
+        bitstreams::Event::Started(step) => {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {prefix}: {wide_msg}")
+                    .expect("a valid template"),
+            );
+            bar.set_prefix(step.describe());
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            spinner = Some(bar);
+        }
+        bitstreams::Event::Output(_, line) => {
+            if let Some(bar) = &spinner {
+                bar.set_message(line);
+            }
+        }
+        bitstreams::Event::Finished(step, took) => {
+            if let Some(bar) = spinner.take() {
+                bar.finish_and_clear();
+            }
+            eprintln!("{}: done in {took:.1?}", step.describe());
+        }
+    };
+    let mut report = match args.target {
+        bitstreams::Device::Ecp5_85F => {
+            let mut opts = bitstreams::ecp5::Ecp5Options::new(cfg, target_mhz, &args.out);
+            opts.seed = args.seed;
+            if args.abc9 {
+                opts.lut_mapper = bitstreams::ecp5::LutMapper::Abc9;
+            }
+            bitstreams::ecp5::build(&opts, &mut progress)?
+        }
+        device @ bitstreams::Device::AlveoU250 => bitstreams::xilinx::estimate(&cfg, device, &args.out, &mut progress)?,
+    };
+    if !args.no_projection {
+        let clock = report.fmax_mhz().unwrap_or(target_mhz);
+        let cycles = resnet50_cycles(&cfg).context("projecting ResNet-50's latency")?;
+        report.projection = Some(bitstreams::report::Projection::new("ResNet-50 v1.5, batch 1", cycles, clock));
+        report.write(&args.out)?;
+    }
+    print!("{}", report.summary());
+    println!("reports: {0}/report.json, {0}/report.txt", args.out.display());
+    if args.check {
+        anyhow::ensure!(report.fits, "the design does not fit {}", report.device);
+        anyhow::ensure!(report.meets_timing != Some(false), "the design does not meet its {target_mhz} MHz clock");
+    }
+    Ok(())
+}
+
+/// ResNet-50 v1.5's engine cycles for one image on `cfg`, by the golden model (the emulated engine runs the
+/// compiled network; cycles depend on the topology only, so synthetic weights count the same).
+fn resnet50_cycles(cfg: &EngineConfig) -> Result<u64> {
+    use runtime::models::resnet50;
+    let graph = resnet50::resnet50_synthetic(0, 1)?;
+    let compiled = runtime::compile::compile(&graph, cfg)?;
+    let mut device = crate::device::open_with(&driver::device::DeviceSpec::Emu(*cfg), &sim::SimOptions::default())?;
+    let x = ndarray::ArrayD::zeros(vec![1, 3, 224, 224]);
+    let run = compiled.run(&mut device, std::slice::from_ref(&x))?;
+    Ok(run.steps.iter().map(|s| s.stats.counters.cycles).sum())
 }

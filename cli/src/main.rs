@@ -21,7 +21,7 @@ use arch::EngineConfig;
 use clap::{Args, Parser, Subcommand};
 
 /// The help text shared by every `--config` argument.
-pub const CONFIG_HELP: &str = "Engine configuration: a preset (tiny, 16x16, 32x32) or RxC (array sizes powers of \
+pub const CONFIG_HELP: &str = "Engine configuration: a preset (tiny, 16x16, 32x32, ecp5: 16x16 with buffers and port for an ECP5-85F) or RxC (array sizes powers of \
 two in 2..=128, other parameters from 16x16), optionally followed by -FORMAT where FORMAT is msfp12, msfp16, \
 mxint8 or bfp<block>m<mantissa bits>[e<exponent bits>]; e.g. 16x16, tiny, 32x32-msfp12, 8x32-bfp32m6";
 
@@ -86,6 +86,12 @@ enum HdlCommand {
     /// array, the systolic array alone), with a header recording the configuration and the generator's
     /// version (docs/hardware.md, "Exporting Verilog").
     Export(hdl::ExportArgs),
+    /// Synthesize a configuration for an FPGA and report its resources, Fmax and projected ResNet-50
+    /// latency (docs/bitstreams.md). ecp5-85f: the ULX3S board top (engine, on-chip memory, UART host
+    /// bridge) through yosys, nextpnr-ecp5 and ecppack to a bitstream; xcu250: a yosys synth_xilinx
+    /// resource estimate of the engine (the Vivado flow is bitstreams/xilinx/, not run here). Writes
+    /// report.json and report.txt beside every tool's log in --out.
+    Synth(hdl::SynthArgs),
 }
 
 /// The help text shared by every `--device` argument.
@@ -267,6 +273,7 @@ fn main() -> ExitCode {
         Command::Device(DeviceCommand::Info { device }) => device::info(&device),
         Command::Device(DeviceCommand::Selftest { device }) => device::selftest(&device),
         Command::Hdl(HdlCommand::Export(args)) => hdl::export(&args),
+        Command::Hdl(HdlCommand::Synth(args)) => hdl::synth(&args),
         Command::Serve(args) => serve::serve(&args),
         Command::Score(args) => serve::score(&args),
         Command::Keys(command) => serve::keys(&command),

@@ -368,6 +368,7 @@ pub fn build_engine(cfg: &EngineConfig) -> Result<Box<dyn EngineTop>, HdlError> 
         (4, 4, 128, 1024, 8) => Engine4x4::<128, 256, 1024, 8>::new(cfg)? as Box<dyn EngineTop>,
         (8, 8, 512, 2048, 8) => Engine8x8::<512, 1024, 2048, 8>::new(cfg)?,
         (16, 16, 512, 2048, 8) => Engine16x16::<512, 1024, 2048, 8>::new(cfg)?,
+        (16, 16, 128, 1024, 8) => Engine16x16::<128, 256, 1024, 8>::new(cfg)?,
         (32, 32, 512, 2048, 8) => Engine32x32::<512, 1024, 2048, 8>::new(cfg)?,
         _ => return Err(unsupported()),
     })

@@ -70,6 +70,7 @@
 
 pub mod accum;
 pub mod array;
+pub mod board;
 pub mod buffer;
 pub mod control;
 pub mod delay;
@@ -87,6 +88,7 @@ pub mod regfile;
 pub mod signed;
 pub mod store;
 pub mod tile;
+pub mod uart;
 
 /// Why hardware could not be generated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
