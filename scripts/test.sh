@@ -96,7 +96,23 @@ section "lint: cargo clippy --workspace --all-targets ${FEATURES[*]} -- -D warni
 # empty): the models are built once, for the tests.
 SYSTOLE_SIM_MODELS= cargo clippy --workspace --all-targets "${FEATURES[@]}" -- -D warnings
 
-section "test: cargo test --workspace ${FEATURES[*]}"
+section "test: cargo test --workspace ${FEATURES[*]}, with the ECP5 bitstream build beside it"
+# The ECP5 bitstream test (bitstreams/tests/ecp5.rs, marked #[ignore] because it takes many minutes on one
+# core) runs in the background beside the other tests, whose binaries cargo runs one after another: build
+# every test first, then start it, run the rest, and wait for it.
+cargo test --workspace "${FEATURES[@]}" --no-run
+ECP5_LOG=target/ecp5-bitstream-test.log
+# The same workspace and features as the build above, so nothing is rebuilt.
+cargo test --workspace "${FEATURES[@]}" --test ecp5 -- --ignored --nocapture >"$ECP5_LOG" 2>&1 &
+ECP5_PID=$!
 cargo test --workspace "${FEATURES[@]}"
+section "test: the ECP5 bitstream (cargo test -p bitstreams --test ecp5 -- --ignored), log $ECP5_LOG"
+if wait "$ECP5_PID"; then
+    cat "$ECP5_LOG"
+else
+    cat "$ECP5_LOG"
+    echo "the ECP5 bitstream test failed" >&2
+    exit 1
+fi
 
 section "all checks passed"

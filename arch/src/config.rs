@@ -96,15 +96,16 @@ impl EngineConfig {
         EngineConfig { rows: 32, cols: 32, format: BfpFormat::MXINT8, ..Self::default_16x16() }
     }
 
-    /// A 16×16 MSFP16 engine for a mid-size FPGA without external memory bandwidth to spare (the Lattice
-    /// LFE5U-85F of docs/bitstreams.md): the 16×16 array with buffers sized to leave the 85F's 208 block RAMs
-    /// room for a board memory, and the `tiny` preset's 128-bit memory port.
+    /// A 16×16 MSFP16 engine for a mid-size FPGA (the Lattice LFE5U-85F of docs/bitstreams.md): the 16×16
+    /// array with the `tiny` preset's 128-bit memory port, and buffers sized to the 85F's 208 block RAMs of
+    /// 18 kbit (WGT 16K blocks: 136, ACT 2K: 17, OUT 1K: 17, ACC 4K: 16; 22 left for a board memory) and to
+    /// ResNet-50, whose widest layers need 16 columns of 4 608 weight blocks in half the weight buffer.
     pub fn ecp5() -> Self {
         EngineConfig {
-            act_entries: 4096,
-            wgt_entries: 4096,
+            act_entries: 2048,
+            wgt_entries: 16384,
             acc_entries: 4096,
-            out_entries: 2048,
+            out_entries: 1024,
             ..Self::default_16x16()
         }
         .with_port_of(Self::tiny())
