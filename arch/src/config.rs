@@ -73,6 +73,13 @@ impl EngineConfig {
         }
     }
 
+    /// The smallest engine that still runs every program: `tiny` with one-instruction fetch bursts, 2-deep
+    /// stage queues and a 6-cycle memory latency (on-chip memory), the logic a board around it costs least
+    /// (docs/bitstreams.md: the configuration the test command builds a bitstream of).
+    pub fn mini() -> Self {
+        EngineConfig { fetch_burst: 1, queue_depth: 2, dma_latency: 6, ..Self::tiny() }
+    }
+
     /// The default engine: 16×16 array, MSFP16, buffers sized for ResNet-50 tiles, 512-bit memory port.
     pub fn default_16x16() -> Self {
         EngineConfig {
@@ -125,9 +132,10 @@ impl EngineConfig {
     }
 
     /// The named presets, with the names [`FromStr`] accepts.
-    pub fn presets() -> [(&'static str, EngineConfig); 4] {
+    pub fn presets() -> [(&'static str, EngineConfig); 5] {
         [
             ("tiny", Self::tiny()),
+            ("mini", Self::mini()),
             ("16x16", Self::default_16x16()),
             ("32x32", Self::large_32x32()),
             ("ecp5", Self::ecp5()),
@@ -232,7 +240,7 @@ impl FromStr for EngineConfig {
             Some((_, c)) => *c,
             None => {
                 let (r, c) = base.split_once('x').ok_or_else(|| {
-                    ConfigError(format!("{s:?}: expected tiny, 16x16, 32x32, ecp5 or RxC, optionally -FORMAT"))
+                    ConfigError(format!("{s:?}: expected tiny, mini, 16x16, 32x32, ecp5 or RxC, optionally -FORMAT"))
                 })?;
                 let parse = |t: &str| t.parse::<usize>().map_err(|_| ConfigError(format!("{s:?}: bad array size")));
                 EngineConfig { rows: parse(r)?, cols: parse(c)?, ..Self::default_16x16() }

@@ -1,4 +1,4 @@
-//! A real ECP5 bitstream from the open tools: the `tiny` board top placed and routed on the LFE5U-85F.
+//! A real ECP5 bitstream from the open tools: the `mini` engine (the `tiny` 4×4 array with the least control logic) on its board top, placed and routed on the LFE5U-85F.
 //!
 //! The test is `#[ignore]`d because synthesis and placement take many minutes of one core; the test command
 //! (`scripts/test.sh`) runs it with `--ignored` in the background while the other test binaries run.
@@ -12,8 +12,8 @@ use bitstreams::ecp5::{build, Ecp5Options};
 use bitstreams::tools::Tool;
 use bitstreams::{Device, Event, Step};
 
-/// The clock the CI build must meet. The tiny engine's measured Fmax and the 16×16 engine's are in
-/// docs/bitstreams.md; this is the board clock the test holds the routed tiny design to.
+/// The clock the CI build must meet. The measured Fmax is in
+/// docs/bitstreams.md; this is the clock the test holds the routed mini board to.
 const CI_TARGET_MHZ: f64 = 50.0;
 
 /// Whether the tools run here; panics when they must.
@@ -32,7 +32,7 @@ fn tools_present() -> bool {
 
 #[test]
 #[ignore = "many minutes on one core: scripts/test.sh runs it beside the other tests (cargo test -p bitstreams --test ecp5 -- --ignored)"]
-fn the_tiny_board_is_a_bitstream_that_fits_the_85f_and_meets_its_clock() {
+fn the_mini_board_is_a_bitstream_that_fits_the_85f_and_meets_its_clock() {
     if !tools_present() {
         return;
     }
@@ -41,7 +41,7 @@ fn the_tiny_board_is_a_bitstream_that_fits_the_85f_and_meets_its_clock() {
         .map(|s| s.parse().expect("a clock in MHz"))
         .unwrap_or(CI_TARGET_MHZ);
     let dir = tempfile::tempdir().expect("a scratch directory");
-    let opts = Ecp5Options::new(arch::EngineConfig::tiny(), target, dir.path());
+    let opts = Ecp5Options::new(arch::EngineConfig::mini(), target, dir.path());
     let mut started = Vec::new();
     let mut finished = Vec::new();
     let mut lines = 0usize;
@@ -59,7 +59,7 @@ fn the_tiny_board_is_a_bitstream_that_fits_the_85f_and_meets_its_clock() {
     assert!(lines > 0, "the tools' output reached the progress callback");
 
     // It fits: every resource within the device, and the engine's parts are really there.
-    assert!(report.fits, "the tiny board fits the 85F:\n{}", report.summary());
+    assert!(report.fits, "the mini board fits the 85F:\n{}", report.summary());
     let used = |k: ResourceKind| report.resources.iter().find(|r| r.kind == k).map(|r| r.used).unwrap_or(0);
     let split = report.multipliers.expect("the multiplier split");
     assert!(split.total >= 16, "a 4x4 array has 16 multipliers, the units' address arithmetic more: {split:?}");

@@ -21,7 +21,7 @@ use arch::EngineConfig;
 use clap::{Args, Parser, Subcommand};
 
 /// The help text shared by every `--config` argument.
-pub const CONFIG_HELP: &str = "Engine configuration: a preset (tiny, 16x16, 32x32, ecp5: 16x16 with buffers and port for an ECP5-85F) or RxC (array sizes powers of \
+pub const CONFIG_HELP: &str = "Engine configuration: a preset (tiny, mini: tiny with the least control logic, 16x16, 32x32, ecp5: 16x16 with buffers and port for an ECP5-85F) or RxC (array sizes powers of \
 two in 2..=128, other parameters from 16x16), optionally followed by -FORMAT where FORMAT is msfp12, msfp16, \
 mxint8 or bfp<block>m<mantissa bits>[e<exponent bits>]; e.g. 16x16, tiny, 32x32-msfp12, 8x32-bfp32m6";
 

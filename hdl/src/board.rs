@@ -1130,6 +1130,8 @@ board_top!(
 
 /// The board core of `tiny`.
 pub type BoardCoreTiny = BoardCore4x4<128, 256, 1024, 8>;
+/// The board core of the `mini` preset (two-beat fetch buffer): what the CI bitstream carries.
+pub type BoardCoreMini = BoardCore4x4<128, 256, 256, 8>;
 
 /// The board top for `cfg` (the stamped type whose engine matches it, like
 /// [`crate::engine::build_engine`]), with a UART of `clocks_per_bit` cycles per bit and `memory_bytes` of
@@ -1142,6 +1144,7 @@ pub fn build_board(cfg: &EngineConfig, clocks_per_bit: u32, memory_bytes: usize)
         (4, 4, 128, 1024, 8) => {
             BoardTop4x4::<128, 256, 1024, 8>::new(cfg, clocks_per_bit, memory_bytes)? as Box<dyn Board>
         }
+        (4, 4, 128, 256, 8) => BoardTop4x4::<128, 256, 256, 8>::new(cfg, clocks_per_bit, memory_bytes)?,
         (16, 16, 128, 1024, 8) => BoardTop16x16::<128, 256, 1024, 8>::new(cfg, clocks_per_bit, memory_bytes)?,
         _ => {
             return Err(HdlError::Unsupported(format!(

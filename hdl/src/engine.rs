@@ -366,6 +366,7 @@ pub fn build_engine(cfg: &EngineConfig) -> Result<Box<dyn EngineTop>, HdlError> 
     };
     Ok(match (cfg.rows, cfg.cols, fetch.beat_bits, fetch.buffer_bits, m) {
         (4, 4, 128, 1024, 8) => Engine4x4::<128, 256, 1024, 8>::new(cfg)? as Box<dyn EngineTop>,
+        (4, 4, 128, 256, 8) => Engine4x4::<128, 256, 256, 8>::new(cfg)?,
         (8, 8, 512, 2048, 8) => Engine8x8::<512, 1024, 2048, 8>::new(cfg)?,
         (16, 16, 512, 2048, 8) => Engine16x16::<512, 1024, 2048, 8>::new(cfg)?,
         (16, 16, 128, 1024, 8) => Engine16x16::<128, 256, 1024, 8>::new(cfg)?,

@@ -22,7 +22,7 @@ use arch::isa::Activation;
 use arch::program::{matmul, DmaWindow, Matmul, OutputKind, OutputLocation};
 use arch::regs;
 use arch::EngineConfig;
-use hdl::board::{BoardCoreTiny, BoardMemory, BoardTop4x4};
+use hdl::board::{BoardCoreMini, BoardMemory, BoardTop4x4};
 use hdl::dma::{beat_to_bytes, bytes_to_beat};
 use hdl::harness::Harness;
 use hdl::uart::{UartRx, UartTx};
@@ -311,8 +311,10 @@ fn board_memory_discards_reads_in_flight_on_reset() {
 }
 
 #[test]
-fn boards_are_built_for_tiny_and_ecp5_only() {
+fn boards_are_built_for_tiny_mini_and_ecp5_only() {
     big_stack(|| {
+        let mini = hdl::board::build_board(&EngineConfig::mini(), 217, 1 << 16).expect("the mini board builds");
+        assert_eq!(*mini.config(), EngineConfig::mini());
         let ecp5 = hdl::board::build_board(&EngineConfig::ecp5(), 217, 1 << 16).expect("the ecp5 board builds");
         assert_eq!(*ecp5.config(), EngineConfig::ecp5());
         let sixteen = hdl::board::build_board(&EngineConfig::default_16x16(), 217, 1 << 16);
@@ -325,9 +327,10 @@ fn boards_are_built_for_tiny_and_ecp5_only() {
 // ---------------------------------------------------------------------------------------------------------
 // The board core at its byte interface.
 
-/// The board core with a host on its byte stream (one byte per cycle in, out with back-pressure).
+/// The board core of the `mini` preset (the configuration CI builds a bitstream of) with a host on its byte
+/// stream (one byte per cycle in, out with back-pressure).
 struct CoreBench {
-    h: Harness<BoardCoreTiny>,
+    h: Harness<BoardCoreMini>,
     t: u64,
 }
 
@@ -336,7 +339,7 @@ const MEMORY: usize = 4096;
 
 impl CoreBench {
     fn new(cfg: &EngineConfig, timeout: u32) -> Self {
-        let core = BoardCoreTiny::new(cfg, MEMORY, timeout).expect("the board core builds");
+        let core = BoardCoreMini::new(cfg, MEMORY, timeout).expect("the board core builds");
         let mut h = Harness::new(core, |c| &mut c.clock).expect("circuit checks");
         h.uut.reset.next = true;
         h.cycle();
@@ -415,7 +418,7 @@ fn random_bfp(cfg: &EngineConfig, rng: &mut ChaCha8Rng, blocks: usize) -> BfpTen
 fn a_program_runs_through_the_bridge_bit_for_bit() {
     big_stack(|| {
         let start = Instant::now();
-        let cfg = EngineConfig::tiny();
+        let cfg = EngineConfig::mini();
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         // One LOAD/GEMM/POST/STORE tile: a 1×16 row times 16 weight columns, with bias and ReLU, re-quantized.
         let (m, n) = (1, 16);
@@ -496,7 +499,7 @@ fn a_program_runs_through_the_bridge_bit_for_bit() {
 fn bad_input_is_answered_with_err_and_the_bridge_resynchronises() {
     big_stack(|| {
         let start = Instant::now();
-        let cfg = EngineConfig::tiny();
+        let cfg = EngineConfig::mini();
         let mut bench = CoreBench::new(&cfg, 60);
         // An unknown command byte: ERR, then the next command works.
         assert_eq!(bench.transact_n(&[0xaa], 1), [ERR]);
