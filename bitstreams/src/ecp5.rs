@@ -52,6 +52,20 @@ pub struct Ecp5Options {
     pub memory_bytes: usize,
     /// How yosys maps logic to LUTs.
     pub lut_mapper: LutMapper,
+    /// What goes on the device.
+    pub design: Ecp5Design,
+}
+
+/// What the ECP5 flow puts on the device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Ecp5Design {
+    /// The board top (`hdl::board`: engine, memory, UART bridge) in `ulx3s_top.v`: a bitstream that runs
+    /// programs.
+    #[default]
+    Board,
+    /// The engine's systolic array (with its accumulator adders) in a timing harness ([`crate::harness`]):
+    /// the compute core's resources and Fmax on the device.
+    ArrayHarness,
 }
 
 /// How yosys maps logic to LUTs.
@@ -76,6 +90,7 @@ impl Ecp5Options {
             seed: 1,
             memory_bytes: DEFAULT_MEMORY_BYTES,
             lut_mapper: LutMapper::default(),
+            design: Ecp5Design::default(),
         }
     }
 }
@@ -188,11 +203,17 @@ pub fn build(opts: &Ecp5Options, progress: Progress) -> Result<Report, FlowError
         projection: None,
         tools,
         steps,
-        notes: vec![format!(
-            "the engine clock comes from the 25 MHz oscillator through an EHXPLLL (ecppll); the host bridge runs \
-             {UART_BAUD} baud on the FTDI serial port; {} KiB of on-chip memory serve the engine's DMA",
-            opts.memory_bytes >> 10
-        )],
+        notes: vec![match opts.design {
+            Ecp5Design::Board => format!(
+                "the engine clock comes from the 25 MHz oscillator through an EHXPLLL (ecppll); the host bridge runs \
+                 {UART_BAUD} baud on the FTDI serial port; {} KiB of on-chip memory serve the engine's DMA",
+                opts.memory_bytes >> 10
+            ),
+            Ecp5Design::ArrayHarness => "the configuration's systolic array with its accumulator adders in a timing \
+                 harness (inputs from a scan chain, outputs XOR-folded to a pin): the compute core's resources and \
+                 Fmax, not a runnable engine"
+                .to_string(),
+        }],
     };
     report.write(dir)?;
     Ok(report)
@@ -218,13 +239,28 @@ fn timed(
 /// name.
 fn generate(opts: &Ecp5Options, files: &Ecp5Files, progress: Progress) -> Result<String, FlowError> {
     let dir = &opts.out_dir;
-    let clocks_per_bit = (opts.target_mhz * 1e6 / UART_BAUD as f64).round() as u32;
-    let board = hdl::export::BoardParams { clocks_per_bit, memory_bytes: opts.memory_bytes };
-    let top = hdl::export::top_module_name(&opts.config, hdl::export::Part::Board(board));
-    let verilog = hdl::export::export_verilog_on_large_stack(&opts.config, hdl::export::Part::Board(board))
-        .map_err(|e| FlowError::Generate(e.to_string()))?;
+    let (top, verilog, wrapper) = match opts.design {
+        Ecp5Design::Board => {
+            let clocks_per_bit = (opts.target_mhz * 1e6 / UART_BAUD as f64).round() as u32;
+            let board = hdl::export::BoardParams { clocks_per_bit, memory_bytes: opts.memory_bytes };
+            let part = hdl::export::Part::Board(board);
+            let top = hdl::export::top_module_name(&opts.config, part);
+            let verilog = hdl::export::export_verilog_on_large_stack(&opts.config, part)
+                .map_err(|e| FlowError::Generate(e.to_string()))?;
+            (top, verilog, ULX3S_TOP_V.to_string())
+        }
+        Ecp5Design::ArrayHarness => {
+            let part = hdl::export::Part::Array;
+            let top = hdl::export::top_module_name(&opts.config, part);
+            let verilog = hdl::export::export_verilog_on_large_stack(&opts.config, part)
+                .map_err(|e| FlowError::Generate(e.to_string()))?;
+            let ports = crate::harness::module_ports(&verilog, &top)?;
+            let wrapper = crate::harness::harness_verilog(&top, &ports);
+            (top, verilog, wrapper)
+        }
+    };
     crate::write_file(&files.board_v, &verilog)?;
-    crate::write_file(&dir.join("ulx3s_top.v"), ULX3S_TOP_V)?;
+    crate::write_file(&dir.join("ulx3s_top.v"), &wrapper)?;
     crate::write_file(&dir.join("ulx3s.lpf"), ULX3S_LPF)?;
     let args: Vec<String> = vec![
         "-n".into(),

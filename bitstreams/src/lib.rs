@@ -26,6 +26,7 @@ use std::time::Duration;
 
 pub mod device;
 pub mod ecp5;
+pub mod harness;
 pub mod report;
 pub mod tools;
 pub mod xilinx;

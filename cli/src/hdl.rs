@@ -93,6 +93,10 @@ pub struct SynthArgs {
     /// The directory for the Verilog, the netlist, every tool's log, the bitstream and the reports.
     #[arg(short, long, value_name = "DIR")]
     pub out: PathBuf,
+    /// What goes on the ECP5: the board top (engine, memory, UART bridge: a bitstream that runs programs) or
+    /// the configuration's systolic array in a timing harness (the compute core's resources and Fmax).
+    #[arg(long, value_enum, default_value_t = SynthPart::Board)]
+    pub part: SynthPart,
     /// On-chip memory for the engine's DMA on the ECP5 board, KiB (a power of two up to 64; the `ecp5`
     /// configuration's buffers leave room for 32).
     #[arg(long, value_name = "KIB", default_value_t = 64)]
@@ -110,6 +114,15 @@ pub struct SynthArgs {
     /// Exit non-zero unless the design fits the device and (ECP5) meets its clock.
     #[arg(long)]
     pub check: bool,
+}
+
+/// The `--part` values of `systole hdl synth`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SynthPart {
+    /// The board top level around the whole engine.
+    Board,
+    /// The systolic array in a timing harness.
+    Array,
 }
 
 /// Runs `systole hdl synth`: the flow with a progress line per step, then the report.
@@ -145,6 +158,10 @@ pub fn synth(args: &SynthArgs) -> Result<()> {
             let mut opts = bitstreams::ecp5::Ecp5Options::new(cfg, target_mhz, &args.out);
             opts.seed = args.seed;
             opts.memory_bytes = args.memory_kib << 10;
+            opts.design = match args.part {
+                SynthPart::Board => bitstreams::ecp5::Ecp5Design::Board,
+                SynthPart::Array => bitstreams::ecp5::Ecp5Design::ArrayHarness,
+            };
             if args.abc9 {
                 opts.lut_mapper = bitstreams::ecp5::LutMapper::Abc9;
             }
