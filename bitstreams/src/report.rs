@@ -259,17 +259,29 @@ pub fn parse_nextpnr_report(json: &str, device: Device) -> Result<(Vec<Resource>
 /// The primitives of a `synth_ecp5` netlist counted for each kind of resource, with the logic cells (nextpnr's
 /// `TRELLIS_COMB`) each takes: a CCU2C carry cell is two, a 16×4 distributed RAM four (two LUTs of data, two
 /// of the write port).
-const ECP5_NETLIST_PRIMITIVES: [(ResourceKind, &[(&str, u64)]); 5] = [
-    (ResourceKind::Lut, &[("LUT4", 1), ("CCU2C", 2), ("TRELLIS_DPR16X4", 4)]),
-    (ResourceKind::FlipFlop, &[("TRELLIS_FF", 1)]),
-    (ResourceKind::Dsp, &[("MULT18X18D", 1)]),
-    (ResourceKind::BlockRam, &[("DP16KD", 1)]),
-    (ResourceKind::Pll, &[("EHXPLLL", 1)]),
+const ECP5_NETLIST_PRIMITIVES: &[(ResourceKind, &[(&str, f64)])] = &[
+    (ResourceKind::Lut, &[("LUT4", 1.0), ("CCU2C", 2.0), ("TRELLIS_DPR16X4", 4.0)]),
+    (ResourceKind::FlipFlop, &[("TRELLIS_FF", 1.0)]),
+    (ResourceKind::Dsp, &[("MULT18X18D", 1.0)]),
+    (ResourceKind::BlockRam, &[("DP16KD", 1.0)]),
+    (ResourceKind::Pll, &[("EHXPLLL", 1.0)]),
 ];
 
 /// The resources of a `synth_ecp5` netlist from yosys's `stat -json` (its `design` totals), in nextpnr's units,
 /// so a design too big for the device is known before placement.
 pub fn parse_ecp5_stat(json: &str, device: Device) -> Result<Vec<Resource>, FlowError> {
+    resources_from_yosys_stat(json, device, ECP5_NETLIST_PRIMITIVES)
+}
+
+/// Counts the resources of a netlist in yosys's `stat -json` output (its `design` totals, which cover the
+/// hierarchy): for each kind the device has, the sum of its primitives' cell counts times their weights
+/// (how many of the kind's units one cell takes), rounded up. The ECP5 and UltraScale+ flows each pass their
+/// table of primitives.
+pub fn resources_from_yosys_stat(
+    json: &str,
+    device: Device,
+    primitives: &[(ResourceKind, &[(&str, f64)])],
+) -> Result<Vec<Resource>, FlowError> {
     let bad = |why: &str| FlowError::Parse { what: "yosys's statistics".into(), why: why.into() };
     let v: serde_json::Value = serde_json::from_str(json).map_err(|e| bad(&e.to_string()))?;
     let cells = v
@@ -277,13 +289,20 @@ pub fn parse_ecp5_stat(json: &str, device: Device) -> Result<Vec<Resource>, Flow
         .and_then(|d| d.get("num_cells_by_type"))
         .and_then(|c| c.as_object())
         .ok_or_else(|| bad("no design.num_cells_by_type"))?;
-    Ok(ECP5_NETLIST_PRIMITIVES
+    Ok(primitives
         .iter()
-        .map(|(kind, primitives)| Resource {
-            kind: *kind,
-            primitive: primitives.iter().map(|(n, _)| *n).collect::<Vec<_>>().join("+"),
-            used: primitives.iter().map(|(n, w)| cells.get(*n).and_then(|c| c.as_u64()).unwrap_or(0) * w).sum(),
-            available: device.available(*kind),
+        .filter(|(kind, _)| device.available(*kind).is_some())
+        .map(|(kind, cell_types)| {
+            let used: f64 = cell_types
+                .iter()
+                .map(|(name, weight)| cells.get(*name).and_then(|n| n.as_u64()).unwrap_or(0) as f64 * weight)
+                .sum();
+            Resource {
+                kind: *kind,
+                primitive: cell_types.iter().map(|(n, _)| *n).collect::<Vec<_>>().join("+"),
+                used: used.ceil() as u64,
+                available: device.available(*kind),
+            }
         })
         .collect())
 }

@@ -18,7 +18,7 @@ use crate::{Event, FlowError, Progress, Step};
 
 /// The primitives of each kind in a `synth_xilinx` netlist, with their weight (two RAMB18E2 make one
 /// RAMB36E2's worth).
-const XCUP_PRIMITIVES: [(ResourceKind, &[(&str, f64)]); 5] = [
+const XCUP_PRIMITIVES: &[(ResourceKind, &[(&str, f64)])] = &[
     (
         ResourceKind::Lut,
         &[
@@ -103,31 +103,9 @@ pub fn estimate(
     Ok(report)
 }
 
-/// Counts the resources in yosys's `stat -json` output (its `design` totals, which cover the hierarchy).
+/// Counts the resources of a `synth_xilinx` netlist in yosys's `stat -json` output.
 pub fn parse_stat(json: &str, device: Device) -> Result<Vec<Resource>, FlowError> {
-    let bad = |why: &str| FlowError::Parse { what: "yosys's statistics".into(), why: why.into() };
-    let v: serde_json::Value = serde_json::from_str(json).map_err(|e| bad(&e.to_string()))?;
-    let cells = v
-        .get("design")
-        .and_then(|d| d.get("num_cells_by_type"))
-        .and_then(|c| c.as_object())
-        .ok_or_else(|| bad("no design.num_cells_by_type"))?;
-    Ok(XCUP_PRIMITIVES
-        .iter()
-        .filter(|(kind, _)| device.available(*kind).is_some())
-        .map(|(kind, primitives)| {
-            let used: f64 = primitives
-                .iter()
-                .map(|(name, weight)| cells.get(*name).and_then(|n| n.as_u64()).unwrap_or(0) as f64 * weight)
-                .sum();
-            Resource {
-                kind: *kind,
-                primitive: primitives.iter().map(|(n, _)| *n).collect::<Vec<_>>().join("+"),
-                used: used.ceil() as u64,
-                available: device.available(*kind),
-            }
-        })
-        .collect())
+    crate::report::resources_from_yosys_stat(json, device, XCUP_PRIMITIVES)
 }
 
 #[cfg(test)]
