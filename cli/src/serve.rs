@@ -177,8 +177,9 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
             tracing::warn!("no keys file: ANYONE who can reach {addr} can call the service; give --keys FILE");
         }
         let scheme = if server.tls() { "https" } else { "http" };
+        let stop = shutdown_signal();
         println!("listening on {addr} ({scheme}; gRPC and REST; models: {})", server.model_names().join(", "));
-        shutdown_signal().await;
+        stop.await;
         tracing::info!("shutting down: draining requests in flight");
         server.shutdown().await;
         println!("stopped");
@@ -186,23 +187,28 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
     })
 }
 
-/// Completes on SIGTERM (Kubernetes stopping the pod) or Ctrl-C.
-async fn shutdown_signal() {
+/// Registers for SIGTERM (Kubernetes stopping the pod) at once and returns what completes on it or on
+/// Ctrl-C. It is called before the server says it is listening, so a SIGTERM sent as soon as that line appears
+/// stops the server cleanly instead of killing it (the handler is in place before anyone can know the port).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let term = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        #[cfg(unix)]
+        {
+            let term = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending().await,
                 }
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term => {} }
+            };
+            tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term => {} }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
     }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Runs `systole score`: one Predict request per image, the top classes of each.
