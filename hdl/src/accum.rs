@@ -1,7 +1,9 @@
 //! The accumulator adder: `arch::accum::accumulate` in RTL, bit for bit.
 //!
-//! [`AccumulateCore`] is the combinational adder and [`Accumulator`] the same adder followed by a pipeline of
-//! `acc_latency` registers (the configuration's accumulator latency), as the array's column edges use it.
+//! The adder is four combinational stages, [`AccumDecode`] → [`AccumAlign`] → [`AccumAdd`] → [`AccumRound`].
+//! [`AccumulateCore`] chains them with wires (POST's bias and residual adders use it, inside one cycle);
+//! [`Accumulator`] puts pipeline registers between them, as many as the configuration's `acc_latency` allows,
+//! which is how the array's column edges use it. Both compute the same function; only the cycle it takes differs.
 //!
 //! # The rule (from `arch::accum`)
 //! The accumulator `a` is `+0` or a normal `f32`; the term is `t = mantissa · 2^exponent` with
@@ -24,6 +26,13 @@
 //! saturation. Because the exponent is unbounded until that test, rounding happens before the flush, as the
 //! rule requires.
 //!
+//! # Pipeline
+//! An `acc_latency` of `L` cycles places `min(L − 1, 3)` registers between the stages and the rest after the
+//! last one: `L = 1` registers only the result, `L = 2` cuts after the alignment, `L = 3` also after the
+//! addition, and `L ≥ 4` after every stage (the presets use 4). The longest path is then one stage, not the
+//! whole adder: nextpnr measured the unpipelined adder at 48 ns on the ECP5 (docs/bitstreams.md). The
+//! latency, and so every cycle count of the engine, is unchanged.
+//!
 //! # Interface
 //! * `acc`: the accumulator's `f32` bits (`+0` or normal).
 //! * `mant`: the term's mantissa, 32-bit two's complement (only `|mant| < 2^24` is meaningful).
@@ -35,140 +44,75 @@ use rust_hdl::prelude::*;
 /// The bias added to term exponents on the [`AccumulateCore::exp`] port (the port is unsigned).
 pub const EXP_BIAS: i32 = 1024;
 
-/// The combinational accumulator adder: `sum = accumulate(acc, mant · 2^(exp − 1024))`.
+/// Stage 1: both operands decoded to a sign, a 24-bit significand with its top bit set (zero for a zero
+/// operand's unused value) and the exponent of that top bit plus 1024. The term goes through a two's
+/// complement negation, a leading-one search and a left shift.
 #[derive(LogicBlock)]
-pub struct AccumulateCore {
+pub struct AccumDecode {
     /// The accumulator's `f32` bit pattern (`+0` or a normal number).
     pub acc: Signal<In, Bits<32>>,
     /// The term's mantissa in two's complement (`|mant| < 2^24`).
     pub mant: Signal<In, Bits<32>>,
     /// The term's exponent plus 1024.
     pub exp: Signal<In, Bits<12>>,
-    /// The new accumulator value's `f32` bit pattern.
-    pub sum: Signal<Out, Bits<32>>,
-    /// The rounded sum exceeded `f32::MAX` and was saturated.
-    pub saturated: Signal<Out, Bit>,
-    // Constants (as localparams of their exact widths).
+    /// The accumulator's significand, hidden bit included.
+    pub a_sig: Signal<Out, Bits<24>>,
+    /// The accumulator's exponent plus 1024.
+    pub a_e: Signal<Out, Bits<12>>,
+    /// The accumulator is zero.
+    pub a_zero: Signal<Out, Bit>,
+    /// The accumulator is negative.
+    pub a_neg: Signal<Out, Bit>,
+    /// The term's normalised significand (top bit set unless the term is zero).
+    pub t_sig: Signal<Out, Bits<24>>,
+    /// The exponent of the term's leading one, plus 1024.
+    pub t_e: Signal<Out, Bits<12>>,
+    /// The term is zero.
+    pub t_zero: Signal<Out, Bit>,
+    /// The term is negative.
+    pub t_neg: Signal<Out, Bit>,
     k_hidden: Constant<Bits<24>>,
     k_acc_e_off: Constant<Bits<12>>,
     k_zero8: Constant<Bits<8>>,
     k_zero24: Constant<Bits<24>>,
-    k_zero32: Constant<Bits<32>>,
-    k_zero64: Constant<Bits<64>>,
     k_one32: Constant<Bits<32>>,
-    k_d_max: Constant<Bits<12>>,
-    k_top: Constant<Bits<6>>,
-    k_fifty: Constant<Bits<12>>,
-    k_e_min: Constant<Bits<12>>,
-    k_e_max: Constant<Bits<12>>,
-    k_out_off: Constant<Bits<8>>,
-    k_max_mag: Constant<Bits<32>>,
-    k_sig_top: Constant<Bits<25>>,
-    k_one25: Constant<Bits<25>>,
-    // Operand decoding.
     a_bexp: Signal<Local, Bits<8>>,
-    a_zero: Signal<Local, Bit>,
-    a_sig: Signal<Local, Bits<24>>,
-    a_e: Signal<Local, Bits<12>>,
     t_mag: Signal<Local, Bits<32>>,
     t_mag24: Signal<Local, Bits<24>>,
-    t_zero: Signal<Local, Bit>,
     t_top: Signal<Local, Bits<5>>,
     t_shift: Signal<Local, Bits<5>>,
-    t_sig: Signal<Local, Bits<24>>,
-    t_e: Signal<Local, Bits<12>>,
-    // Alignment.
-    acc_is_big: Signal<Local, Bit>,
-    big_sig: Signal<Local, Bits<24>>,
-    big_e: Signal<Local, Bits<12>>,
-    big_neg: Signal<Local, Bit>,
-    small_sig: Signal<Local, Bits<24>>,
-    small_e: Signal<Local, Bits<12>>,
-    small_neg: Signal<Local, Bit>,
-    d: Signal<Local, Bits<12>>,
-    small_wide: Signal<Local, Bits<64>>,
-    b_trunc: Signal<Local, Bits<64>>,
-    sticky: Signal<Local, Bit>,
-    a_w: Signal<Local, Bits<64>>,
-    b_w: Signal<Local, Bits<64>>,
-    // Addition.
-    s: Signal<Local, Bits<64>>,
-    s_neg: Signal<Local, Bit>,
-    // Normalisation and rounding.
-    p: Signal<Local, Bits<6>>,
-    norm: Signal<Local, Bits<64>>,
-    sig: Signal<Local, Bits<25>>,
-    round_up: Signal<Local, Bit>,
-    sig_r: Signal<Local, Bits<25>>,
-    e_r: Signal<Local, Bits<12>>,
-    out_bexp: Signal<Local, Bits<8>>,
 }
 
-impl Default for AccumulateCore {
+impl Default for AccumDecode {
     fn default() -> Self {
         Self {
             acc: Default::default(),
             mant: Default::default(),
             exp: Default::default(),
-            sum: Default::default(),
-            saturated: Default::default(),
+            a_sig: Default::default(),
+            a_e: Default::default(),
+            a_zero: Default::default(),
+            a_neg: Default::default(),
+            t_sig: Default::default(),
+            t_e: Default::default(),
+            t_zero: Default::default(),
+            t_neg: Default::default(),
             k_hidden: Constant::new(0x80_0000.into()),
             // E + 1024 = biased_exp − 127 + 1024.
             k_acc_e_off: Constant::new(897.into()),
             k_zero8: Constant::new(0.into()),
             k_zero24: Constant::new(0.into()),
-            k_zero32: Constant::new(0.into()),
-            k_zero64: Constant::new(0.into()),
             k_one32: Constant::new(1.into()),
-            k_d_max: Constant::new(50.into()),
-            k_top: Constant::new(63.into()),
-            k_fifty: Constant::new(50.into()),
-            // Smallest normal: E = −126; largest finite: E = 127 (both + 1024).
-            k_e_min: Constant::new((1024 - 126).into()),
-            k_e_max: Constant::new((1024 + 127).into()),
-            // biased_exp = E + 127 = (E + 1024) − 897 ≡ (E + 1024) + 127 (mod 256).
-            k_out_off: Constant::new(127.into()),
-            k_max_mag: Constant::new(0x7f7f_ffff.into()),
-            k_sig_top: Constant::new((1 << 24).into()),
-            k_one25: Constant::new(1.into()),
             a_bexp: Default::default(),
-            a_zero: Default::default(),
-            a_sig: Default::default(),
-            a_e: Default::default(),
             t_mag: Default::default(),
             t_mag24: Default::default(),
-            t_zero: Default::default(),
             t_top: Default::default(),
             t_shift: Default::default(),
-            t_sig: Default::default(),
-            t_e: Default::default(),
-            acc_is_big: Default::default(),
-            big_sig: Default::default(),
-            big_e: Default::default(),
-            big_neg: Default::default(),
-            small_sig: Default::default(),
-            small_e: Default::default(),
-            small_neg: Default::default(),
-            d: Default::default(),
-            small_wide: Default::default(),
-            b_trunc: Default::default(),
-            sticky: Default::default(),
-            a_w: Default::default(),
-            b_w: Default::default(),
-            s: Default::default(),
-            s_neg: Default::default(),
-            p: Default::default(),
-            norm: Default::default(),
-            sig: Default::default(),
-            round_up: Default::default(),
-            sig_r: Default::default(),
-            e_r: Default::default(),
-            out_bexp: Default::default(),
         }
     }
 }
 
-impl Logic for AccumulateCore {
+impl Logic for AccumDecode {
     #[hdl_gen]
     fn update(&mut self) {
         // The accumulator: +0 or 1.frac · 2^(bexp − 127).
@@ -176,7 +120,9 @@ impl Logic for AccumulateCore {
         self.a_zero.next = self.a_bexp.val() == self.k_zero8.val();
         self.a_sig.next = bit_cast::<24, 23>(self.acc.val().get_bits::<23>(0)) | self.k_hidden.val();
         self.a_e.next = bit_cast::<12, 8>(self.a_bexp.val()) + self.k_acc_e_off.val();
+        self.a_neg.next = self.acc.val().get_bit(31);
         // The term: magnitude, leading one, normalised significand.
+        self.t_neg.next = self.mant.val().get_bit(31);
         self.t_mag.next = self.mant.val();
         if self.mant.val().get_bit(31) {
             self.t_mag.next = (!self.mant.val()) + self.k_one32.val();
@@ -192,15 +138,93 @@ impl Logic for AccumulateCore {
         self.t_shift.next = bits::<5>(23) - self.t_top.val();
         self.t_sig.next = self.t_mag24.val() << self.t_shift.val();
         self.t_e.next = self.exp.val() + bit_cast::<12, 5>(self.t_top.val());
-        // The operand with the larger exponent is `big` (a zero operand is never big unless both are zero).
+    }
+}
+
+/// Stage 2: the operand with the larger exponent becomes `big` (a zero operand never does unless both are
+/// zero), and the other, `small`, is shifted right by the exponent difference into a 64-bit window with a
+/// sticky bit below it.
+#[derive(LogicBlock)]
+pub struct AccumAlign {
+    /// The accumulator's significand ([`AccumDecode::a_sig`]).
+    pub a_sig: Signal<In, Bits<24>>,
+    /// The accumulator's exponent plus 1024.
+    pub a_e: Signal<In, Bits<12>>,
+    /// The accumulator is zero.
+    pub a_zero: Signal<In, Bit>,
+    /// The accumulator is negative.
+    pub a_neg: Signal<In, Bit>,
+    /// The term's normalised significand.
+    pub t_sig: Signal<In, Bits<24>>,
+    /// The term's exponent plus 1024.
+    pub t_e: Signal<In, Bits<12>>,
+    /// The term is zero.
+    pub t_zero: Signal<In, Bit>,
+    /// The term is negative.
+    pub t_neg: Signal<In, Bit>,
+    /// The big operand's significand (placed at bit 50 by the next stage).
+    pub big_sig: Signal<Out, Bits<24>>,
+    /// The big operand's exponent plus 1024 (the exponent of bit 50).
+    pub big_e: Signal<Out, Bits<12>>,
+    /// The big operand is negative.
+    pub big_neg: Signal<Out, Bit>,
+    /// The small operand aligned below the big one: shifted right by `d` from bit 50, sticky bit at bit 0.
+    pub small_w: Signal<Out, Bits<64>>,
+    /// The small operand is negative.
+    pub small_neg: Signal<Out, Bit>,
+    k_zero24: Constant<Bits<24>>,
+    k_zero64: Constant<Bits<64>>,
+    k_d_max: Constant<Bits<12>>,
+    acc_is_big: Signal<Local, Bit>,
+    small_sig: Signal<Local, Bits<24>>,
+    small_e: Signal<Local, Bits<12>>,
+    d: Signal<Local, Bits<12>>,
+    small_wide: Signal<Local, Bits<64>>,
+    b_trunc: Signal<Local, Bits<64>>,
+    sticky: Signal<Local, Bit>,
+}
+
+impl Default for AccumAlign {
+    fn default() -> Self {
+        Self {
+            a_sig: Default::default(),
+            a_e: Default::default(),
+            a_zero: Default::default(),
+            a_neg: Default::default(),
+            t_sig: Default::default(),
+            t_e: Default::default(),
+            t_zero: Default::default(),
+            t_neg: Default::default(),
+            big_sig: Default::default(),
+            big_e: Default::default(),
+            big_neg: Default::default(),
+            small_w: Default::default(),
+            small_neg: Default::default(),
+            k_zero24: Constant::new(0.into()),
+            k_zero64: Constant::new(0.into()),
+            k_d_max: Constant::new(50.into()),
+            acc_is_big: Default::default(),
+            small_sig: Default::default(),
+            small_e: Default::default(),
+            d: Default::default(),
+            small_wide: Default::default(),
+            b_trunc: Default::default(),
+            sticky: Default::default(),
+        }
+    }
+}
+
+impl Logic for AccumAlign {
+    #[hdl_gen]
+    fn update(&mut self) {
         self.acc_is_big.next = !self.a_zero.val() & (self.t_zero.val() | (self.a_e.val() >= self.t_e.val()));
         if self.acc_is_big.val() {
             self.big_sig.next = self.a_sig.val();
             self.big_e.next = self.a_e.val();
-            self.big_neg.next = self.acc.val().get_bit(31);
+            self.big_neg.next = self.a_neg.val();
             self.small_sig.next = self.t_sig.val();
             self.small_e.next = self.t_e.val();
-            self.small_neg.next = self.mant.val().get_bit(31);
+            self.small_neg.next = self.t_neg.val();
             if self.t_zero.val() {
                 self.small_sig.next = self.k_zero24.val();
                 self.small_e.next = self.a_e.val();
@@ -208,16 +232,16 @@ impl Logic for AccumulateCore {
         } else {
             self.big_sig.next = self.t_sig.val();
             self.big_e.next = self.t_e.val();
-            self.big_neg.next = self.mant.val().get_bit(31);
+            self.big_neg.next = self.t_neg.val();
             self.small_sig.next = self.a_sig.val();
             self.small_e.next = self.a_e.val();
-            self.small_neg.next = self.acc.val().get_bit(31);
+            self.small_neg.next = self.a_neg.val();
             if self.a_zero.val() {
                 self.small_sig.next = self.k_zero24.val();
                 self.small_e.next = self.t_e.val();
             }
         }
-        // Align: big at bit 50, small shifted right by d from bit 49, one sticky bit below.
+        // Small shifted right by d from bit 49, then up one place with the sticky bit below.
         self.d.next = self.big_e.val() - self.small_e.val();
         self.small_wide.next = bit_cast::<64, 24>(self.small_sig.val()) << 26_u64;
         self.b_trunc.next = self.k_zero64.val();
@@ -226,26 +250,137 @@ impl Logic for AccumulateCore {
             self.b_trunc.next = self.small_wide.val() >> self.d.val();
             self.sticky.next = (self.b_trunc.val() << self.d.val()) != self.small_wide.val();
         }
+        self.small_w.next = (self.b_trunc.val() << 1_u64) | bit_cast::<64, 1>(self.sticky.val().into());
+    }
+}
+
+/// Stage 3: the aligned magnitudes added or subtracted exactly, and the position of the result's leading one.
+#[derive(LogicBlock)]
+pub struct AccumAdd {
+    /// The big operand's significand.
+    pub big_sig: Signal<In, Bits<24>>,
+    /// The big operand is negative.
+    pub big_neg: Signal<In, Bit>,
+    /// The aligned small operand ([`AccumAlign::small_w`]).
+    pub small_w: Signal<In, Bits<64>>,
+    /// The small operand is negative.
+    pub small_neg: Signal<In, Bit>,
+    /// The exact sum's magnitude (bit 50 has the big operand's weight).
+    pub s: Signal<Out, Bits<64>>,
+    /// The sum is negative.
+    pub s_neg: Signal<Out, Bit>,
+    /// The position of the sum's leading one (0 when the sum is zero).
+    pub p: Signal<Out, Bits<6>>,
+    a_w: Signal<Local, Bits<64>>,
+}
+
+impl Default for AccumAdd {
+    fn default() -> Self {
+        Self {
+            big_sig: Default::default(),
+            big_neg: Default::default(),
+            small_w: Default::default(),
+            small_neg: Default::default(),
+            s: Default::default(),
+            s_neg: Default::default(),
+            p: Default::default(),
+            a_w: Default::default(),
+        }
+    }
+}
+
+impl Logic for AccumAdd {
+    #[hdl_gen]
+    fn update(&mut self) {
         self.a_w.next = bit_cast::<64, 24>(self.big_sig.val()) << 27_u64;
-        self.b_w.next = (self.b_trunc.val() << 1_u64) | bit_cast::<64, 1>(self.sticky.val().into());
-        // Add or subtract the magnitudes exactly.
-        self.s.next = self.a_w.val() + self.b_w.val();
+        self.s.next = self.a_w.val() + self.small_w.val();
         self.s_neg.next = self.big_neg.val();
         if self.big_neg.val() != self.small_neg.val() {
-            if self.a_w.val() >= self.b_w.val() {
-                self.s.next = self.a_w.val() - self.b_w.val();
+            if self.a_w.val() >= self.small_w.val() {
+                self.s.next = self.a_w.val() - self.small_w.val();
             } else {
-                self.s.next = self.b_w.val() - self.a_w.val();
+                self.s.next = self.small_w.val() - self.a_w.val();
                 self.s_neg.next = self.small_neg.val();
             }
         }
-        // Normalise: leading one to bit 63; 24-bit significand, guard bit 39, sticky below.
         self.p.next = 0.into();
         for i in 0..64 {
             if self.s.val().get_bit(i) {
                 self.p.next = i.to_bits();
             }
         }
+    }
+}
+
+/// Stage 4: the sum normalised (leading one to bit 63), rounded nearest-even to 24 bits, and its exponent
+/// tested: below `2^−126` (or a zero sum) gives `+0`, above `f32::MAX` gives `±f32::MAX` and `saturated`.
+#[derive(LogicBlock)]
+pub struct AccumRound {
+    /// The exact sum's magnitude ([`AccumAdd::s`]).
+    pub s: Signal<In, Bits<64>>,
+    /// The sum is negative.
+    pub s_neg: Signal<In, Bit>,
+    /// The position of the sum's leading one.
+    pub p: Signal<In, Bits<6>>,
+    /// The big operand's exponent plus 1024 ([`AccumAlign::big_e`]).
+    pub big_e: Signal<In, Bits<12>>,
+    /// The new accumulator value's `f32` bit pattern.
+    pub sum: Signal<Out, Bits<32>>,
+    /// The rounded sum exceeded `f32::MAX` and was saturated.
+    pub saturated: Signal<Out, Bit>,
+    k_zero32: Constant<Bits<32>>,
+    k_zero64: Constant<Bits<64>>,
+    k_top: Constant<Bits<6>>,
+    k_fifty: Constant<Bits<12>>,
+    k_e_min: Constant<Bits<12>>,
+    k_e_max: Constant<Bits<12>>,
+    k_out_off: Constant<Bits<8>>,
+    k_max_mag: Constant<Bits<32>>,
+    k_sig_top: Constant<Bits<25>>,
+    k_one25: Constant<Bits<25>>,
+    norm: Signal<Local, Bits<64>>,
+    sig: Signal<Local, Bits<25>>,
+    round_up: Signal<Local, Bit>,
+    sig_r: Signal<Local, Bits<25>>,
+    e_r: Signal<Local, Bits<12>>,
+    out_bexp: Signal<Local, Bits<8>>,
+}
+
+impl Default for AccumRound {
+    fn default() -> Self {
+        Self {
+            s: Default::default(),
+            s_neg: Default::default(),
+            p: Default::default(),
+            big_e: Default::default(),
+            sum: Default::default(),
+            saturated: Default::default(),
+            k_zero32: Constant::new(0.into()),
+            k_zero64: Constant::new(0.into()),
+            k_top: Constant::new(63.into()),
+            k_fifty: Constant::new(50.into()),
+            // Smallest normal: E = −126; largest finite: E = 127 (both + 1024).
+            k_e_min: Constant::new((1024 - 126).into()),
+            k_e_max: Constant::new((1024 + 127).into()),
+            // biased_exp = E + 127 = (E + 1024) − 897 ≡ (E + 1024) + 127 (mod 256).
+            k_out_off: Constant::new(127.into()),
+            k_max_mag: Constant::new(0x7f7f_ffff.into()),
+            k_sig_top: Constant::new((1 << 24).into()),
+            k_one25: Constant::new(1.into()),
+            norm: Default::default(),
+            sig: Default::default(),
+            round_up: Default::default(),
+            sig_r: Default::default(),
+            e_r: Default::default(),
+            out_bexp: Default::default(),
+        }
+    }
+}
+
+impl Logic for AccumRound {
+    #[hdl_gen]
+    fn update(&mut self) {
+        // Normalise: leading one to bit 63; 24-bit significand, guard bit 39, sticky below.
         self.norm.next = self.s.val() << (self.k_top.val() - self.p.val());
         self.sig.next = bit_cast::<25, 24>(self.norm.val().get_bits::<24>(40));
         self.round_up.next = self.norm.val().get_bit(39)
@@ -273,12 +408,59 @@ impl Logic for AccumulateCore {
     }
 }
 
+/// The combinational accumulator adder: `sum = accumulate(acc, mant · 2^(exp − 1024))`, the four stages
+/// wired in one cycle.
+#[derive(LogicBlock, Default)]
+pub struct AccumulateCore {
+    /// The accumulator's `f32` bit pattern (`+0` or a normal number).
+    pub acc: Signal<In, Bits<32>>,
+    /// The term's mantissa in two's complement (`|mant| < 2^24`).
+    pub mant: Signal<In, Bits<32>>,
+    /// The term's exponent plus 1024.
+    pub exp: Signal<In, Bits<12>>,
+    /// The new accumulator value's `f32` bit pattern.
+    pub sum: Signal<Out, Bits<32>>,
+    /// The rounded sum exceeded `f32::MAX` and was saturated.
+    pub saturated: Signal<Out, Bit>,
+    decode: AccumDecode,
+    align: AccumAlign,
+    add: AccumAdd,
+    round: AccumRound,
+}
+
+impl Logic for AccumulateCore {
+    #[hdl_gen]
+    fn update(&mut self) {
+        self.decode.acc.next = self.acc.val();
+        self.decode.mant.next = self.mant.val();
+        self.decode.exp.next = self.exp.val();
+        self.align.a_sig.next = self.decode.a_sig.val();
+        self.align.a_e.next = self.decode.a_e.val();
+        self.align.a_zero.next = self.decode.a_zero.val();
+        self.align.a_neg.next = self.decode.a_neg.val();
+        self.align.t_sig.next = self.decode.t_sig.val();
+        self.align.t_e.next = self.decode.t_e.val();
+        self.align.t_zero.next = self.decode.t_zero.val();
+        self.align.t_neg.next = self.decode.t_neg.val();
+        self.add.big_sig.next = self.align.big_sig.val();
+        self.add.big_neg.next = self.align.big_neg.val();
+        self.add.small_w.next = self.align.small_w.val();
+        self.add.small_neg.next = self.align.small_neg.val();
+        self.round.s.next = self.add.s.val();
+        self.round.s_neg.next = self.add.s_neg.val();
+        self.round.p.next = self.add.p.val();
+        self.round.big_e.next = self.align.big_e.val();
+        self.sum.next = self.round.sum.val();
+        self.saturated.next = self.round.saturated.val();
+    }
+}
+
 /// The accumulator adder with its pipeline: inputs sampled in one cycle appear on the outputs `latency`
 /// cycles later (`latency ≥ 1`, the configuration's `acc_latency`).
 ///
-/// The adder is combinational in front of the first register and the remaining `latency − 1` registers
-/// only delay its result; FPGA tools retime them into the adder (register balancing), which is how the
-/// pipeline depth becomes a frequency knob without changing the arithmetic. `valid` travels alongside.
+/// The four stages of [`AccumulateCore`] with `min(latency − 1, 3)` registers between them (module
+/// documentation, *Pipeline*) and the remaining registers after the last stage. The registers run freely:
+/// `valid` travels alongside and says which outputs mean something.
 #[derive(LogicBlock)]
 pub struct Accumulator {
     /// The clock.
@@ -297,17 +479,48 @@ pub struct Accumulator {
     pub saturated: Signal<Out, Bit>,
     /// `valid`, delayed like the sum.
     pub valid_out: Signal<Out, Bit>,
-    core: AccumulateCore,
+    decode: AccumDecode,
+    align: AccumAlign,
+    add: AccumAdd,
+    round: AccumRound,
+    // Which stage boundaries are registered.
+    k_cut_decode: Constant<Bit>,
+    k_cut_align: Constant<Bit>,
+    k_cut_add: Constant<Bit>,
+    // Registers after decoding.
+    d_a_sig: DFF<Bits<24>>,
+    d_a_e: DFF<Bits<12>>,
+    d_a_zero: DFF<Bit>,
+    d_a_neg: DFF<Bit>,
+    d_t_sig: DFF<Bits<24>>,
+    d_t_e: DFF<Bits<12>>,
+    d_t_zero: DFF<Bit>,
+    d_t_neg: DFF<Bit>,
+    // Registers after alignment.
+    a_big_sig: DFF<Bits<24>>,
+    a_big_e: DFF<Bits<12>>,
+    a_big_neg: DFF<Bit>,
+    a_small_w: DFF<Bits<64>>,
+    a_small_neg: DFF<Bit>,
+    // Registers after the addition.
+    s_s: DFF<Bits<64>>,
+    s_s_neg: DFF<Bit>,
+    s_p: DFF<Bits<6>>,
+    s_big_e: DFF<Bits<12>>,
+    // The big operand's exponent as the rounding stage sees it (after the alignment cut, if any).
+    big_e_add: Signal<Local, Bits<12>>,
     sum_pipe: Vec<DFF<Bits<32>>>,
     sat_pipe: Vec<DFF<Bit>>,
     valid_pipe: Vec<DFF<Bit>>,
     _latency: usize,
+    _tail: usize,
 }
 
 impl Accumulator {
     /// An accumulator adder with `latency` pipeline registers (`≥ 1`).
     pub fn new(latency: usize) -> Self {
         assert!(latency >= 1, "the accumulator needs at least one register");
+        let cuts = (latency - 1).min(3);
         Self {
             clock: Default::default(),
             acc: Default::default(),
@@ -317,11 +530,36 @@ impl Accumulator {
             sum: Default::default(),
             saturated: Default::default(),
             valid_out: Default::default(),
-            core: Default::default(),
-            sum_pipe: (0..latency).map(|_| Default::default()).collect(),
-            sat_pipe: (0..latency).map(|_| Default::default()).collect(),
+            decode: Default::default(),
+            align: Default::default(),
+            add: Default::default(),
+            round: Default::default(),
+            k_cut_decode: Constant::new(cuts >= 3),
+            k_cut_align: Constant::new(cuts >= 1),
+            k_cut_add: Constant::new(cuts >= 2),
+            d_a_sig: Default::default(),
+            d_a_e: Default::default(),
+            d_a_zero: Default::default(),
+            d_a_neg: Default::default(),
+            d_t_sig: Default::default(),
+            d_t_e: Default::default(),
+            d_t_zero: Default::default(),
+            d_t_neg: Default::default(),
+            a_big_sig: Default::default(),
+            a_big_e: Default::default(),
+            a_big_neg: Default::default(),
+            a_small_w: Default::default(),
+            a_small_neg: Default::default(),
+            s_s: Default::default(),
+            s_s_neg: Default::default(),
+            s_p: Default::default(),
+            s_big_e: Default::default(),
+            big_e_add: Default::default(),
+            sum_pipe: (0..latency - cuts).map(|_| Default::default()).collect(),
+            sat_pipe: (0..latency - cuts).map(|_| Default::default()).collect(),
             valid_pipe: (0..latency).map(|_| Default::default()).collect(),
             _latency: latency,
+            _tail: latency - cuts,
         }
     }
 
@@ -334,29 +572,101 @@ impl Accumulator {
 impl Logic for Accumulator {
     #[hdl_gen]
     fn update(&mut self) {
-        self.core.acc.next = self.acc.val();
-        self.core.mant.next = self.mant.val();
-        self.core.exp.next = self.exp.val();
-        for i in 0..self._latency {
+        dff_setup!(
+            self, clock, d_a_sig, d_a_e, d_a_zero, d_a_neg, d_t_sig, d_t_e, d_t_zero, d_t_neg, a_big_sig, a_big_e,
+            a_big_neg, a_small_w, a_small_neg, s_s, s_s_neg, s_p, s_big_e
+        );
+        // Stage 1, then the registers after it (used when the decode cut is on).
+        self.decode.acc.next = self.acc.val();
+        self.decode.mant.next = self.mant.val();
+        self.decode.exp.next = self.exp.val();
+        self.d_a_sig.d.next = self.decode.a_sig.val();
+        self.d_a_e.d.next = self.decode.a_e.val();
+        self.d_a_zero.d.next = self.decode.a_zero.val();
+        self.d_a_neg.d.next = self.decode.a_neg.val();
+        self.d_t_sig.d.next = self.decode.t_sig.val();
+        self.d_t_e.d.next = self.decode.t_e.val();
+        self.d_t_zero.d.next = self.decode.t_zero.val();
+        self.d_t_neg.d.next = self.decode.t_neg.val();
+        // Stage 2.
+        self.align.a_sig.next = self.decode.a_sig.val();
+        self.align.a_e.next = self.decode.a_e.val();
+        self.align.a_zero.next = self.decode.a_zero.val();
+        self.align.a_neg.next = self.decode.a_neg.val();
+        self.align.t_sig.next = self.decode.t_sig.val();
+        self.align.t_e.next = self.decode.t_e.val();
+        self.align.t_zero.next = self.decode.t_zero.val();
+        self.align.t_neg.next = self.decode.t_neg.val();
+        if self.k_cut_decode.val() {
+            self.align.a_sig.next = self.d_a_sig.q.val();
+            self.align.a_e.next = self.d_a_e.q.val();
+            self.align.a_zero.next = self.d_a_zero.q.val();
+            self.align.a_neg.next = self.d_a_neg.q.val();
+            self.align.t_sig.next = self.d_t_sig.q.val();
+            self.align.t_e.next = self.d_t_e.q.val();
+            self.align.t_zero.next = self.d_t_zero.q.val();
+            self.align.t_neg.next = self.d_t_neg.q.val();
+        }
+        self.a_big_sig.d.next = self.align.big_sig.val();
+        self.a_big_e.d.next = self.align.big_e.val();
+        self.a_big_neg.d.next = self.align.big_neg.val();
+        self.a_small_w.d.next = self.align.small_w.val();
+        self.a_small_neg.d.next = self.align.small_neg.val();
+        // Stage 3.
+        self.add.big_sig.next = self.align.big_sig.val();
+        self.add.big_neg.next = self.align.big_neg.val();
+        self.add.small_w.next = self.align.small_w.val();
+        self.add.small_neg.next = self.align.small_neg.val();
+        self.big_e_add.next = self.align.big_e.val();
+        if self.k_cut_align.val() {
+            self.add.big_sig.next = self.a_big_sig.q.val();
+            self.add.big_neg.next = self.a_big_neg.q.val();
+            self.add.small_w.next = self.a_small_w.q.val();
+            self.add.small_neg.next = self.a_small_neg.q.val();
+            self.big_e_add.next = self.a_big_e.q.val();
+        }
+        self.s_s.d.next = self.add.s.val();
+        self.s_s_neg.d.next = self.add.s_neg.val();
+        self.s_p.d.next = self.add.p.val();
+        self.s_big_e.d.next = self.big_e_add.val();
+        // Stage 4.
+        self.round.s.next = self.add.s.val();
+        self.round.s_neg.next = self.add.s_neg.val();
+        self.round.p.next = self.add.p.val();
+        self.round.big_e.next = self.big_e_add.val();
+        if self.k_cut_add.val() {
+            self.round.s.next = self.s_s.q.val();
+            self.round.s_neg.next = self.s_s_neg.q.val();
+            self.round.p.next = self.s_p.q.val();
+            self.round.big_e.next = self.s_big_e.q.val();
+        }
+        // The result registers, and `valid` beside the whole pipeline.
+        for i in 0..self._tail {
             self.sum_pipe[i].clock.next = self.clock.val();
             self.sat_pipe[i].clock.next = self.clock.val();
+        }
+        for i in 0..self._latency {
             self.valid_pipe[i].clock.next = self.clock.val();
         }
-        self.sum_pipe[0].d.next = self.core.sum.val();
-        self.sat_pipe[0].d.next = self.core.saturated.val();
+        self.sum_pipe[0].d.next = self.round.sum.val();
+        self.sat_pipe[0].d.next = self.round.saturated.val();
         self.valid_pipe[0].d.next = self.valid.val();
-        for i in 1..self._latency {
+        for i in 1..self._tail {
             self.sum_pipe[i].d.next = self.sum_pipe[i - 1].q.val();
             self.sat_pipe[i].d.next = self.sat_pipe[i - 1].q.val();
+        }
+        for i in 1..self._latency {
             self.valid_pipe[i].d.next = self.valid_pipe[i - 1].q.val();
         }
         // The last stage drives the outputs (each iteration overrides the previous one).
         self.sum.next = self.sum_pipe[0].q.val();
         self.saturated.next = self.sat_pipe[0].q.val();
         self.valid_out.next = self.valid_pipe[0].q.val();
-        for i in 0..self._latency {
+        for i in 0..self._tail {
             self.sum.next = self.sum_pipe[i].q.val();
             self.saturated.next = self.sat_pipe[i].q.val();
+        }
+        for i in 0..self._latency {
             self.valid_out.next = self.valid_pipe[i].q.val();
         }
     }

@@ -106,14 +106,13 @@ fn combinational_adder_matches_arch_accumulate_on_extremes_and_random_pairs() {
     assert!(saturated > 50 && flushed > 20, "the sample reaches saturation and zero results");
 }
 
-#[test]
-fn pipelined_accumulator_matches_arch_in_rust_hdl_simulation() {
-    // The official rust-hdl simulation: a clock, and a testbench thread that streams one pair per cycle (with
-    // gaps) into the 4-stage accumulator and checks each result 4 cycles later.
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x5EED);
+/// Streams the extreme pairs and `random` random ones through an [`Accumulator`] of `latency` cycles in the
+/// rust-hdl simulation (a clock, and a testbench thread presenting one pair per cycle, with gaps) and checks
+/// each result and its `valid` exactly `latency` cycles later.
+fn check_pipelined_accumulator(latency: usize, random: usize, seed: u64) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut pairs = extreme_pairs();
-    pairs.extend((0..1200).map(|i| random_pair(&mut rng, i)));
-    let latency = 4;
+    pairs.extend((0..random).map(|i| random_pair(&mut rng, i)));
     let total = pairs.len();
     let mut sim = Simulation::new();
     sim.add_clock(5, |x: &mut Box<Accumulator>| x.clock.next = !x.clock.val());
@@ -155,4 +154,18 @@ fn pipelined_accumulator_matches_arch_in_rust_hdl_simulation() {
     });
     let uut = Box::new(Accumulator::new(latency));
     sim.run(uut, 100_000_000).expect("the simulation passes");
+}
+
+#[test]
+fn pipelined_accumulator_matches_arch_in_rust_hdl_simulation() {
+    // The presets' latency, 4: a register after every stage.
+    check_pipelined_accumulator(4, 1200, 0x5EED);
+}
+
+#[test]
+fn every_pipeline_depth_keeps_the_arithmetic_and_the_latency() {
+    // 1: the result registered only; 2 and 3: the cuts that fit; 5 and 8: every cut and delay registers after.
+    for latency in [1, 2, 3, 5, 8] {
+        check_pipelined_accumulator(latency, 300, 0xACC0 + latency as u64);
+    }
 }
