@@ -15,16 +15,18 @@
 //! Both operands are brought to the same form, a 24-bit significand with its top bit set and the exponent `E`
 //! of that top bit (value `sig · 2^(E − 23)`), biased by 1024 in 12 bits so that every comparison is unsigned:
 //! the accumulator directly (`E = biased_exp − 127`), the term after a leading-one search and a left shift
-//! (exact, since `|mantissa| < 2^24`). The operand with the larger `E` (the *big* one) is placed at bit 50 of a
-//! 64-bit word (`big_sig << 27`); the other is shifted right by the exponent difference `d` from bit 49
-//! (`small_sig << 26 >> d`), then moved up one place with a **sticky bit** below it that records whether any
-//! bit was shifted out. The two are added or subtracted exactly. Nothing is lost while `d ≤ 26`; for larger `d`
-//! the small operand is below half an ulp of the big one's 24-bit window and the sticky bit decides ties
-//! exactly (the true sum lies strictly between two even integers around the computed odd one, and every
-//! rounding boundary and power of two at or above the rounding position is even). The sum is normalised (its
-//! leading one moved to bit 63), rounded nearest-even on bit 40, and its exponent tested for flush and
-//! saturation. Because the exponent is unbounded until that test, rounding happens before the flush, as the
-//! rule requires.
+//! (exact, since `|mantissa| < 2^24`). The operand with the larger magnitude (the *big* one: larger `E`, or
+//! equal `E` and larger significand) is placed at bit 26 of a 28-bit word (`big_sig << 3`); the other is
+//! shifted right by the exponent difference `d` from bit 25 (`small_sig << 2 >> d`), then moved up one place
+//! with a **sticky bit** below it that records whether any bit was shifted out (the classic guard, round and
+//! sticky bits). Since big ≥ small, one adder adds or subtracts them (`big − small ≥ 0`). Nothing is lost while
+//! `d ≤ 2`. For larger `d` the small operand is below `2^25` units, so the result's leading one is at bit 25 or
+//! above and its rounding (guard) bit at bit 1 or above; the computed sum and the true one lie in the same open
+//! interval between two consecutive even multiples of the unit (or are equal), and every rounding boundary
+//! and power of two at or above the guard bit is such a multiple, so both normalise and round alike. The sum is
+//! normalised (its leading one moved to bit 27), rounded nearest-even on bit 3, and its exponent tested for
+//! flush and saturation. Because the exponent is unbounded until that test, rounding happens before the
+//! flush, as the rule requires.
 //!
 //! # Pipeline
 //! An `acc_latency` of `L` cycles places `min(L − 1, 3)` registers between the stages and the rest after the
@@ -162,25 +164,28 @@ pub struct AccumAlign {
     pub t_zero: Signal<In, Bit>,
     /// The term is negative.
     pub t_neg: Signal<In, Bit>,
-    /// The big operand's significand (placed at bit 50 by the next stage).
+    /// The big operand's significand (placed at bit 26 by the next stage).
     pub big_sig: Signal<Out, Bits<24>>,
-    /// The big operand's exponent plus 1024 (the exponent of bit 50).
+    /// The big operand's exponent plus 1024 (the exponent of bit 26).
     pub big_e: Signal<Out, Bits<12>>,
     /// The big operand is negative.
     pub big_neg: Signal<Out, Bit>,
-    /// The small operand aligned below the big one: shifted right by `d` from bit 50, sticky bit at bit 0.
-    pub small_w: Signal<Out, Bits<64>>,
+    /// The small operand aligned below the big one: shifted right by `d` from bit 26, sticky bit at bit 0.
+    pub small_w: Signal<Out, Bits<28>>,
     /// The small operand is negative.
     pub small_neg: Signal<Out, Bit>,
     k_zero24: Constant<Bits<24>>,
-    k_zero64: Constant<Bits<64>>,
+    k_zero26: Constant<Bits<26>>,
+    k_ones26: Constant<Bits<26>>,
     k_d_max: Constant<Bits<12>>,
+    a_key: Signal<Local, Bits<36>>,
+    t_key: Signal<Local, Bits<36>>,
     acc_is_big: Signal<Local, Bit>,
     small_sig: Signal<Local, Bits<24>>,
     small_e: Signal<Local, Bits<12>>,
     d: Signal<Local, Bits<12>>,
-    small_wide: Signal<Local, Bits<64>>,
-    b_trunc: Signal<Local, Bits<64>>,
+    small_wide: Signal<Local, Bits<26>>,
+    b_trunc: Signal<Local, Bits<26>>,
     sticky: Signal<Local, Bit>,
 }
 
@@ -201,8 +206,11 @@ impl Default for AccumAlign {
             small_w: Default::default(),
             small_neg: Default::default(),
             k_zero24: Constant::new(0.into()),
-            k_zero64: Constant::new(0.into()),
-            k_d_max: Constant::new(50.into()),
+            k_zero26: Constant::new(0.into()),
+            k_ones26: Constant::new(0x3ff_ffff.into()),
+            k_d_max: Constant::new(26.into()),
+            a_key: Default::default(),
+            t_key: Default::default(),
             acc_is_big: Default::default(),
             small_sig: Default::default(),
             small_e: Default::default(),
@@ -217,7 +225,10 @@ impl Default for AccumAlign {
 impl Logic for AccumAlign {
     #[hdl_gen]
     fn update(&mut self) {
-        self.acc_is_big.next = !self.a_zero.val() & (self.t_zero.val() | (self.a_e.val() >= self.t_e.val()));
+        // Magnitudes compare as (exponent, significand) pairs.
+        self.a_key.next = bit_cast::<36, 12>(self.a_e.val()) << 24_u64 | bit_cast::<36, 24>(self.a_sig.val());
+        self.t_key.next = bit_cast::<36, 12>(self.t_e.val()) << 24_u64 | bit_cast::<36, 24>(self.t_sig.val());
+        self.acc_is_big.next = !self.a_zero.val() & (self.t_zero.val() | (self.a_key.val() >= self.t_key.val()));
         if self.acc_is_big.val() {
             self.big_sig.next = self.a_sig.val();
             self.big_e.next = self.a_e.val();
@@ -241,20 +252,22 @@ impl Logic for AccumAlign {
                 self.small_e.next = self.t_e.val();
             }
         }
-        // Small shifted right by d from bit 49, then up one place with the sticky bit below.
+        // Small shifted right by d from bit 25, then up one place with the sticky bit below: the OR of the d
+        // bits shifted out (all of them once d ≥ 26).
         self.d.next = self.big_e.val() - self.small_e.val();
-        self.small_wide.next = bit_cast::<64, 24>(self.small_sig.val()) << 26_u64;
-        self.b_trunc.next = self.k_zero64.val();
+        self.small_wide.next = bit_cast::<26, 24>(self.small_sig.val()) << 2_u64;
+        self.b_trunc.next = self.k_zero26.val();
         self.sticky.next = self.small_sig.val() != self.k_zero24.val();
         if self.d.val() < self.k_d_max.val() {
             self.b_trunc.next = self.small_wide.val() >> self.d.val();
-            self.sticky.next = (self.b_trunc.val() << self.d.val()) != self.small_wide.val();
+            self.sticky.next = (self.small_wide.val() & !(self.k_ones26.val() << self.d.val())) != self.k_zero26.val();
         }
-        self.small_w.next = (self.b_trunc.val() << 1_u64) | bit_cast::<64, 1>(self.sticky.val().into());
+        self.small_w.next = bit_cast::<28, 26>(self.b_trunc.val()) << 1_u64 | bit_cast::<28, 1>(self.sticky.val().into());
     }
 }
 
-/// Stage 3: the aligned magnitudes added or subtracted exactly, and the position of the result's leading one.
+/// Stage 3: the aligned magnitudes added or subtracted (big − small, never negative) by one adder, and the
+/// position of the result's leading one.
 #[derive(LogicBlock)]
 pub struct AccumAdd {
     /// The big operand's significand.
@@ -262,16 +275,19 @@ pub struct AccumAdd {
     /// The big operand is negative.
     pub big_neg: Signal<In, Bit>,
     /// The aligned small operand ([`AccumAlign::small_w`]).
-    pub small_w: Signal<In, Bits<64>>,
+    pub small_w: Signal<In, Bits<28>>,
     /// The small operand is negative.
     pub small_neg: Signal<In, Bit>,
-    /// The exact sum's magnitude (bit 50 has the big operand's weight).
-    pub s: Signal<Out, Bits<64>>,
+    /// The sum's magnitude (bit 26 has the big operand's top bit's weight; bit 27 takes a carry).
+    pub s: Signal<Out, Bits<28>>,
     /// The sum is negative.
     pub s_neg: Signal<Out, Bit>,
     /// The position of the sum's leading one (0 when the sum is zero).
-    pub p: Signal<Out, Bits<6>>,
-    a_w: Signal<Local, Bits<64>>,
+    pub p: Signal<Out, Bits<5>>,
+    a_w: Signal<Local, Bits<28>>,
+    subtract: Signal<Local, Bit>,
+    b_x: Signal<Local, Bits<28>>,
+    wide: Signal<Local, Bits<29>>,
 }
 
 impl Default for AccumAdd {
@@ -285,6 +301,9 @@ impl Default for AccumAdd {
             s_neg: Default::default(),
             p: Default::default(),
             a_w: Default::default(),
+            subtract: Default::default(),
+            b_x: Default::default(),
+            wide: Default::default(),
         }
     }
 }
@@ -292,19 +311,20 @@ impl Default for AccumAdd {
 impl Logic for AccumAdd {
     #[hdl_gen]
     fn update(&mut self) {
-        self.a_w.next = bit_cast::<64, 24>(self.big_sig.val()) << 27_u64;
-        self.s.next = self.a_w.val() + self.small_w.val();
-        self.s_neg.next = self.big_neg.val();
-        if self.big_neg.val() != self.small_neg.val() {
-            if self.a_w.val() >= self.small_w.val() {
-                self.s.next = self.a_w.val() - self.small_w.val();
-            } else {
-                self.s.next = self.small_w.val() - self.a_w.val();
-                self.s_neg.next = self.small_neg.val();
-            }
+        self.a_w.next = bit_cast::<28, 24>(self.big_sig.val()) << 3_u64;
+        // big ± small in one 29-bit adder: (2·big + 1) + (2·(small or !small) + subtract), whose top 28 bits
+        // are big + small, or big + !small + 1 = big − small.
+        self.subtract.next = self.big_neg.val() != self.small_neg.val();
+        self.b_x.next = self.small_w.val();
+        if self.subtract.val() {
+            self.b_x.next = !self.small_w.val();
         }
+        self.wide.next = (bit_cast::<29, 28>(self.a_w.val()) << 1_u64 | bits::<29>(1))
+            + (bit_cast::<29, 28>(self.b_x.val()) << 1_u64 | bit_cast::<29, 1>(self.subtract.val().into()));
+        self.s.next = self.wide.val().get_bits::<28>(1);
+        self.s_neg.next = self.big_neg.val();
         self.p.next = 0.into();
-        for i in 0..64 {
+        for i in 0..28 {
             if self.s.val().get_bit(i) {
                 self.p.next = i.to_bits();
             }
@@ -316,12 +336,12 @@ impl Logic for AccumAdd {
 /// tested: below `2^−126` (or a zero sum) gives `+0`, above `f32::MAX` gives `±f32::MAX` and `saturated`.
 #[derive(LogicBlock)]
 pub struct AccumRound {
-    /// The exact sum's magnitude ([`AccumAdd::s`]).
-    pub s: Signal<In, Bits<64>>,
+    /// The sum's magnitude ([`AccumAdd::s`]).
+    pub s: Signal<In, Bits<28>>,
     /// The sum is negative.
     pub s_neg: Signal<In, Bit>,
     /// The position of the sum's leading one.
-    pub p: Signal<In, Bits<6>>,
+    pub p: Signal<In, Bits<5>>,
     /// The big operand's exponent plus 1024 ([`AccumAlign::big_e`]).
     pub big_e: Signal<In, Bits<12>>,
     /// The new accumulator value's `f32` bit pattern.
@@ -329,16 +349,16 @@ pub struct AccumRound {
     /// The rounded sum exceeded `f32::MAX` and was saturated.
     pub saturated: Signal<Out, Bit>,
     k_zero32: Constant<Bits<32>>,
-    k_zero64: Constant<Bits<64>>,
-    k_top: Constant<Bits<6>>,
-    k_fifty: Constant<Bits<12>>,
+    k_zero28: Constant<Bits<28>>,
+    k_top: Constant<Bits<5>>,
+    k_big_pos: Constant<Bits<12>>,
     k_e_min: Constant<Bits<12>>,
     k_e_max: Constant<Bits<12>>,
     k_out_off: Constant<Bits<8>>,
     k_max_mag: Constant<Bits<32>>,
     k_sig_top: Constant<Bits<25>>,
     k_one25: Constant<Bits<25>>,
-    norm: Signal<Local, Bits<64>>,
+    norm: Signal<Local, Bits<28>>,
     sig: Signal<Local, Bits<25>>,
     round_up: Signal<Local, Bit>,
     sig_r: Signal<Local, Bits<25>>,
@@ -356,9 +376,9 @@ impl Default for AccumRound {
             sum: Default::default(),
             saturated: Default::default(),
             k_zero32: Constant::new(0.into()),
-            k_zero64: Constant::new(0.into()),
-            k_top: Constant::new(63.into()),
-            k_fifty: Constant::new(50.into()),
+            k_zero28: Constant::new(0.into()),
+            k_top: Constant::new(27.into()),
+            k_big_pos: Constant::new(26.into()),
             // Smallest normal: E = −126; largest finite: E = 127 (both + 1024).
             k_e_min: Constant::new((1024 - 126).into()),
             k_e_max: Constant::new((1024 + 127).into()),
@@ -380,17 +400,17 @@ impl Default for AccumRound {
 impl Logic for AccumRound {
     #[hdl_gen]
     fn update(&mut self) {
-        // Normalise: leading one to bit 63; 24-bit significand, guard bit 39, sticky below.
+        // Normalise: leading one to bit 27; 24-bit significand, guard bit 3, sticky below.
         self.norm.next = self.s.val() << (self.k_top.val() - self.p.val());
-        self.sig.next = bit_cast::<25, 24>(self.norm.val().get_bits::<24>(40));
-        self.round_up.next = self.norm.val().get_bit(39)
-            & (self.norm.val().get_bit(40) | (self.norm.val().get_bits::<39>(0) != bits::<39>(0)));
+        self.sig.next = bit_cast::<25, 24>(self.norm.val().get_bits::<24>(4));
+        self.round_up.next = self.norm.val().get_bit(3)
+            & (self.norm.val().get_bit(4) | (self.norm.val().get_bits::<3>(0) != bits::<3>(0)));
         self.sig_r.next = self.sig.val() + bit_cast::<25, 1>(self.round_up.val().into());
-        self.e_r.next = self.big_e.val() + bit_cast::<12, 6>(self.p.val()) - self.k_fifty.val();
+        self.e_r.next = self.big_e.val() + bit_cast::<12, 5>(self.p.val()) - self.k_big_pos.val();
         if self.sig_r.val() == self.k_sig_top.val() {
             // The rounding carried out of the significand: 1.000… at the next exponent.
             self.sig_r.next = self.sig_r.val() >> self.k_one25.val();
-            self.e_r.next = self.big_e.val() + bit_cast::<12, 6>(self.p.val()) - self.k_fifty.val()
+            self.e_r.next = self.big_e.val() + bit_cast::<12, 5>(self.p.val()) - self.k_big_pos.val()
                 + bit_cast::<12, 1>(true.into());
         }
         self.out_bexp.next = self.e_r.val().get_bits::<8>(0) + self.k_out_off.val();
@@ -399,7 +419,7 @@ impl Logic for AccumRound {
         self.sum.next = bit_cast::<32, 1>(self.s_neg.val().into()) << 31_u64
             | bit_cast::<32, 8>(self.out_bexp.val()) << 23_u64
             | bit_cast::<32, 23>(self.sig_r.val().get_bits::<23>(0));
-        if (self.s.val() == self.k_zero64.val()) | (self.e_r.val() < self.k_e_min.val()) {
+        if (self.s.val() == self.k_zero28.val()) | (self.e_r.val() < self.k_e_min.val()) {
             self.sum.next = self.k_zero32.val();
         } else if self.e_r.val() > self.k_e_max.val() {
             self.saturated.next = true;
@@ -500,12 +520,12 @@ pub struct Accumulator {
     a_big_sig: DFF<Bits<24>>,
     a_big_e: DFF<Bits<12>>,
     a_big_neg: DFF<Bit>,
-    a_small_w: DFF<Bits<64>>,
+    a_small_w: DFF<Bits<28>>,
     a_small_neg: DFF<Bit>,
     // Registers after the addition.
-    s_s: DFF<Bits<64>>,
+    s_s: DFF<Bits<28>>,
     s_s_neg: DFF<Bit>,
-    s_p: DFF<Bits<6>>,
+    s_p: DFF<Bits<5>>,
     s_big_e: DFF<Bits<12>>,
     // The big operand's exponent as the rounding stage sees it (after the alignment cut, if any).
     big_e_add: Signal<Local, Bits<12>>,
