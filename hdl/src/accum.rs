@@ -274,7 +274,8 @@ impl Logic for AccumAlign {
             self.b_trunc.next = self.small_wide.val() >> self.d.val();
             self.sticky.next = (self.small_wide.val() & !(self.k_ones26.val() << self.d.val())) != self.k_zero26.val();
         }
-        self.small_w.next = bit_cast::<28, 26>(self.b_trunc.val()) << 1_u64 | bit_cast::<28, 1>(self.sticky.val().into());
+        self.small_w.next =
+            bit_cast::<28, 26>(self.b_trunc.val()) << 1_u64 | bit_cast::<28, 1>(self.sticky.val().into());
     }
 }
 
@@ -632,8 +633,25 @@ impl Logic for Accumulator {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, d_a_sig, d_a_e, d_a_zero, d_a_neg, d_t_sig, d_t_e, d_t_zero, d_t_neg, a_big_sig, a_big_e,
-            a_big_neg, a_small_w, a_small_neg, s_s, s_s_neg, s_lz, s_big_e
+            self,
+            clock,
+            d_a_sig,
+            d_a_e,
+            d_a_zero,
+            d_a_neg,
+            d_t_sig,
+            d_t_e,
+            d_t_zero,
+            d_t_neg,
+            a_big_sig,
+            a_big_e,
+            a_big_neg,
+            a_small_w,
+            a_small_neg,
+            s_s,
+            s_s_neg,
+            s_lz,
+            s_big_e
         );
         // Stage 1, then the registers after it (used when the decode cut is on).
         self.decode.acc.next = self.acc.val();
