@@ -42,11 +42,23 @@ const XCUP_PRIMITIVES: &[(ResourceKind, &[(&str, f64)])] = &[
     (ResourceKind::UltraRam, &[("URAM288", 1.0)]),
 ];
 
-/// Synthesizes the whole engine of `config` for `device` (an UltraScale+ part) in `out_dir` and returns the
-/// estimate (also written as `report.json` and `report.txt`).
+/// What the estimate synthesizes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum XilinxDesign {
+    /// The whole engine (`hdl::export::Part::Engine`): what sits behind the XDMA IP on the card.
+    #[default]
+    Engine,
+    /// The configuration's systolic array with its accumulator adders (`hdl::export::Part::Array`): the compute
+    /// core alone, far quicker to synthesize.
+    Array,
+}
+
+/// Synthesizes `design` of `config` for `device` (an UltraScale+ part) in `out_dir` and returns the estimate
+/// (also written as `report.json` and `report.txt`).
 pub fn estimate(
     config: &EngineConfig,
     device: Device,
+    design: XilinxDesign,
     out_dir: impl Into<PathBuf>,
     progress: Progress,
 ) -> Result<Report, FlowError> {
@@ -56,8 +68,12 @@ pub fn estimate(
 
     progress(Event::Started(Step::Generate));
     let t = Instant::now();
-    let top = hdl::export::top_module_name(config, hdl::export::Part::Engine);
-    let verilog = hdl::export::export_verilog_on_large_stack(config, hdl::export::Part::Engine)
+    let part = match design {
+        XilinxDesign::Engine => hdl::export::Part::Engine,
+        XilinxDesign::Array => hdl::export::Part::Array,
+    };
+    let top = hdl::export::top_module_name(config, part);
+    let verilog = hdl::export::export_verilog_on_large_stack(config, part)
         .map_err(|e| FlowError::Generate(e.to_string()))?;
     crate::write_file(&dir.join("engine.v"), &verilog)?;
     progress(Event::Finished(Step::Generate, t.elapsed()));
@@ -93,11 +109,14 @@ pub fn estimate(
         projection: None,
         tools: vec![(Tool::Yosys.command(), Tool::Yosys.version()?)],
         steps,
-        notes: vec![
-            "yosys synth_xilinx estimate of the engine alone (no XDMA, no placement); Vivado's mapping differs \
-             (it packs registers into DSP48E2s and may infer UltraRAM)"
-                .into(),
-        ],
+        notes: vec![format!(
+            "yosys synth_xilinx estimate of {} (no XDMA, no placement); Vivado's mapping differs (it packs \
+             registers into DSP48E2s and may infer UltraRAM)",
+            match design {
+                XilinxDesign::Engine => "the engine alone",
+                XilinxDesign::Array => "the systolic array with its accumulator adders alone",
+            }
+        )],
     };
     report.write(&dir)?;
     Ok(report)

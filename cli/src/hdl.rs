@@ -93,8 +93,9 @@ pub struct SynthArgs {
     /// The directory for the Verilog, the netlist, every tool's log, the bitstream and the reports.
     #[arg(short, long, value_name = "DIR")]
     pub out: PathBuf,
-    /// What goes on the ECP5: the board top (engine, memory, UART bridge: a bitstream that runs programs) or
-    /// the configuration's systolic array in a timing harness (the compute core's resources and Fmax).
+    /// What goes on the device: the board top (ECP5: engine, memory, UART bridge, a bitstream that runs
+    /// programs; xcu250: the whole engine) or the configuration's systolic array (ECP5: in a timing harness,
+    /// the compute core's resources and Fmax; xcu250: alone).
     #[arg(long, value_enum, default_value_t = SynthPart::Board)]
     pub part: SynthPart,
     /// On-chip memory for the engine's DMA on the ECP5 board, KiB (a power of two up to 64; the `ecp5`
@@ -119,9 +120,9 @@ pub struct SynthArgs {
 /// The `--part` values of `systole hdl synth`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum SynthPart {
-    /// The board top level around the whole engine.
+    /// The board top level around the whole engine (on the xcu250: the engine).
     Board,
-    /// The systolic array in a timing harness.
+    /// The systolic array (on the ECP5: in a timing harness).
     Array,
 }
 
@@ -167,7 +168,13 @@ pub fn synth(args: &SynthArgs) -> Result<()> {
             }
             bitstreams::ecp5::build(&opts, &mut progress)?
         }
-        device @ bitstreams::Device::AlveoU250 => bitstreams::xilinx::estimate(&cfg, device, &args.out, &mut progress)?,
+        device @ bitstreams::Device::AlveoU250 => {
+            let design = match args.part {
+                SynthPart::Board => bitstreams::xilinx::XilinxDesign::Engine,
+                SynthPart::Array => bitstreams::xilinx::XilinxDesign::Array,
+            };
+            bitstreams::xilinx::estimate(&cfg, device, design, &args.out, &mut progress)?
+        }
     };
     if !args.no_projection {
         let clock = report.fmax_mhz().unwrap_or(target_mhz);

@@ -281,7 +281,7 @@ impl Logic for AccumAlign {
 
 /// Stage 3: the aligned magnitudes added or subtracted (big − small, never negative) by one adder, and the
 /// number of zeros above the result's leading one.
-#[derive(LogicBlock)]
+#[derive(LogicBlock, Default)]
 pub struct AccumAdd {
     /// The big operand's significand.
     pub big_sig: Signal<In, Bits<24>>,
@@ -303,24 +303,6 @@ pub struct AccumAdd {
     wide: Signal<Local, Bits<29>>,
 }
 
-impl Default for AccumAdd {
-    fn default() -> Self {
-        Self {
-            big_sig: Default::default(),
-            big_neg: Default::default(),
-            small_w: Default::default(),
-            small_neg: Default::default(),
-            s: Default::default(),
-            s_neg: Default::default(),
-            lz: Default::default(),
-            a_w: Default::default(),
-            subtract: Default::default(),
-            b_x: Default::default(),
-            wide: Default::default(),
-        }
-    }
-}
-
 impl Logic for AccumAdd {
     #[hdl_gen]
     fn update(&mut self) {
@@ -334,7 +316,7 @@ impl Logic for AccumAdd {
         }
         self.wide.next = (bit_cast::<29, 28>(self.a_w.val()) << 1_u64 | bits::<29>(1))
             + (bit_cast::<29, 28>(self.b_x.val()) << 1_u64 | bit_cast::<29, 1>(self.subtract.val().into()));
-        self.s.next = self.wide.val().get_bits::<28>(1);
+        self.s.next = bit_cast::<28, 29>(self.wide.val() >> 1_u64);
         self.s_neg.next = self.big_neg.val();
         self.lz.next = 0.into();
         for i in 0..28 {

@@ -571,7 +571,7 @@ fn the_board_top_answers_over_its_uart_pins() {
 
 #[test]
 fn the_board_exports_and_passes_verilator_lint() {
-    use hdl::export::{export_verilog_on_large_stack, top_module_name, verilator_waivers, BoardParams, Part};
+    use hdl::export::{export_verilog_on_large_stack, top_module_name, BoardParams, Part};
     let start = Instant::now();
     let cfg = EngineConfig::tiny();
     let top = top_module_name(&cfg, Part::Board(BoardParams::default()));
@@ -582,19 +582,7 @@ fn the_board_exports_and_passes_verilator_lint() {
     assert!(v.lines().take_while(|l| l.starts_with("//")).any(|l| l.contains("UART 8N1")), "header");
     println!("{top}: {} lines of Verilog in {:.1?}", v.lines().count(), start.elapsed());
     let Some(verilator) = common::tool("verilator") else { return };
-    let dir = common::scratch_dir("board-lint");
-    let (waivers, path) = (dir.join("hdl-waivers.vlt"), dir.join(format!("{top}.v")));
-    std::fs::write(&waivers, verilator_waivers()).expect("write the waivers");
-    std::fs::write(&path, &v).expect("write the Verilog");
-    let out = std::process::Command::new(verilator)
-        .args(["--lint-only", "-Wall", "--top-module", &top])
-        .arg(&waivers)
-        .arg(&path)
-        .output()
-        .expect("run verilator");
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "verilator --lint-only -Wall failed on {top}:\n{log}");
-    println!("{top}: verilator --lint-only -Wall clean, {:.1?} in all", start.elapsed());
+    common::verilator_lint(&verilator, &common::scratch_dir("board-lint"), &top, &v);
 }
 
 /// The `ecp5` board (16×16) as the ECP5 flow exports it; minutes in a debug build, so run on demand:

@@ -14,7 +14,7 @@ use std::process::Command;
 
 use arch::EngineConfig;
 use common::{scratch_dir, tool};
-use hdl::export::{export_verilog, top_module_name, verilator_waivers, Part, GENERATOR_VERSION};
+use hdl::export::{export_verilog, export_verilog_on_large_stack, top_module_name, Part, GENERATOR_VERSION};
 use hdl::HdlError;
 
 /// The configurations a tool test runs: `tiny` (4×4) always, more from the environment variable `var`
@@ -31,15 +31,7 @@ fn write_verilog(dir: &Path, cfg: &EngineConfig, part: Part) -> (String, std::pa
     let top = top_module_name(cfg, part);
     let path = dir.join(format!("{top}.v"));
     let start = std::time::Instant::now();
-    let cfg_owned = *cfg;
-    // The engine's generator recurses deeply: give it a large stack.
-    let text = std::thread::Builder::new()
-        .stack_size(256 << 20)
-        .spawn(move || export_verilog(&cfg_owned, part))
-        .unwrap()
-        .join()
-        .unwrap()
-        .expect("export");
+    let text = export_verilog_on_large_stack(cfg, part).expect("export");
     std::fs::write(&path, &text).expect("write the Verilog");
     println!("{top}: {} lines of Verilog in {:.1?}", text.lines().count(), start.elapsed());
     (top, path)
@@ -109,13 +101,7 @@ fn identical_modules_are_shared_bottom_up_and_different_ones_kept() {
 #[test]
 fn the_engine_exports_with_its_ports_and_buffers_in_the_header() {
     let cfg = EngineConfig::tiny();
-    let v = std::thread::Builder::new()
-        .stack_size(256 << 20)
-        .spawn(move || export_verilog(&cfg, Part::Engine))
-        .unwrap()
-        .join()
-        .unwrap()
-        .expect("export");
+    let v = export_verilog_on_large_stack(&cfg, Part::Engine).expect("export");
     let top = top_module_name(&cfg, Part::Engine);
     assert_eq!(top, "systole_engine_4x4_msfp16");
     let header: Vec<&str> = v.lines().take_while(|l| l.starts_with("//")).collect();
@@ -151,21 +137,12 @@ fn unsupported_configurations_are_reported_not_generated() {
 fn verilator_lint_passes_with_the_documented_waivers() {
     let Some(verilator) = tool("verilator") else { return };
     let dir = scratch_dir("lint");
-    let waivers = dir.join("hdl-waivers.vlt");
-    std::fs::write(&waivers, verilator_waivers()).expect("write the waivers");
     let configs = tool_configs("SYSTOLE_HDL_LINT_CONFIGS");
     for (cfg, part) in configs.into_iter().flat_map(|c| [(c, Part::Array), (c, Part::Engine)]) {
-        let (top, path) = write_verilog(&dir, &cfg, part);
-        let start = std::time::Instant::now();
-        let out = Command::new(&verilator)
-            .args(["--lint-only", "-Wall", "--top-module", &top])
-            .arg(&waivers)
-            .arg(&path)
-            .output()
-            .expect("run verilator");
-        let log = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "verilator --lint-only -Wall failed on {top}:\n{log}");
-        println!("{top}: verilator --lint-only -Wall clean in {:.1?}", start.elapsed());
+        let top = top_module_name(&cfg, part);
+        let verilog = export_verilog_on_large_stack(&cfg, part).expect("export");
+        println!("{top}: {} lines of Verilog", verilog.lines().count());
+        common::verilator_lint(&verilator, &dir, &top, &verilog);
     }
 }
 

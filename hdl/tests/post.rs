@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::process::Command;
 
 use arch::bfp::{quantize_block_into, BfpFormat, Rounding};
 use arch::golden::{Engine, Fault};
@@ -11,7 +10,7 @@ use arch::isa::{Activation, Instruction, Op, Post};
 use arch::regs::ErrorCode;
 use arch::timing::post_cycles;
 use arch::EngineConfig;
-use hdl::export::{verilator_waivers, verilog_of};
+use hdl::export::verilog_of;
 use hdl::harness::Harness;
 use hdl::post::PostUnit;
 use hdl::quant::{BlockQuantizer, QuantizeCore};
@@ -583,21 +582,10 @@ fn reset_abandons_a_post_and_the_unit_runs_the_next_one() {
 fn post_unit_verilog_passes_verilator_lint() {
     let Some(verilator) = common::tool("verilator") else { return };
     let dir = common::scratch_dir("post-lint");
-    let waivers = dir.join("hdl-waivers.vlt");
-    std::fs::write(&waivers, verilator_waivers()).expect("write the waivers");
     for (name, cfg) in [("tiny", EngineConfig::tiny()), ("16x16", EngineConfig::default_16x16())] {
         let top = format!("systole_post_{name}");
         let mut uut = PostUnit::<8>::new(&cfg).expect("supported");
         let verilog = verilog_of(uut.as_mut(), &top).expect("rust-hdl's checks pass");
-        let path = dir.join(format!("{top}.v"));
-        std::fs::write(&path, verilog).expect("write the Verilog");
-        let out = Command::new(&verilator)
-            .args(["--lint-only", "-Wall", "--top-module", &top])
-            .arg(&waivers)
-            .arg(&path)
-            .output()
-            .expect("run verilator");
-        let log = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "verilator --lint-only -Wall failed on {top}:\n{log}");
+        common::verilator_lint(&verilator, &dir, &top, &verilog);
     }
 }

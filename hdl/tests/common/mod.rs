@@ -146,3 +146,22 @@ pub fn scratch_dir(test: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).expect("create the scratch directory");
     dir
 }
+
+/// Lints `verilog` (top module `top`) with `verilator --lint-only -Wall` and the documented waivers
+/// (`hdl::export::verilator_waivers`), writing both files to `dir`; panics with Verilator's messages unless
+/// it is clean, and prints how long it took.
+pub fn verilator_lint(verilator: &std::path::Path, dir: &std::path::Path, top: &str, verilog: &str) {
+    let start = std::time::Instant::now();
+    let (waivers, path) = (dir.join("hdl-waivers.vlt"), dir.join(format!("{top}.v")));
+    std::fs::write(&waivers, hdl::export::verilator_waivers()).expect("write the waivers");
+    std::fs::write(&path, verilog).expect("write the Verilog");
+    let out = std::process::Command::new(verilator)
+        .args(["--lint-only", "-Wall", "--top-module", top])
+        .arg(&waivers)
+        .arg(&path)
+        .output()
+        .expect("run verilator");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "verilator --lint-only -Wall failed on {top}:\n{log}");
+    println!("{top}: verilator --lint-only -Wall clean in {:.1?}", start.elapsed());
+}
