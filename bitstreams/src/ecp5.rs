@@ -131,14 +131,14 @@ pub fn build(opts: &Ecp5Options, progress: Progress) -> Result<Report, FlowError
     std::fs::create_dir_all(dir).map_err(FlowError::io(format!("creating {}", dir.display())))?;
     let files = Ecp5Files::in_dir(dir);
     let mut steps = Vec::new();
-    let mut top = String::new();
+    let mut generated = Generated { measured: String::new(), board_module: String::new() };
     timed(&mut steps, Step::Generate, progress, &mut |p| {
-        top = generate(opts, &files, p)?;
+        generated = generate(opts, &files, p)?;
         Ok(())
     })?;
     let mut split = MultiplierSplit { total: 0, in_dsp: 0, in_luts: 0 };
     timed(&mut steps, Step::Synthesize, progress, &mut |p| {
-        split = synthesize(opts, &top, &files, p)?;
+        split = synthesize(opts, &generated.board_module, &files, p)?;
         Ok(())
     })?;
     let stat =
@@ -154,7 +154,7 @@ pub fn build(opts: &Ecp5Options, progress: Progress) -> Result<Report, FlowError
         device: opts.device.name().into(),
         part: opts.device.part().into(),
         config: opts.config.spec().unwrap_or_else(|| opts.config.to_string()),
-        top: format!("ulx3s_top around {top}"),
+        top: format!("ulx3s_top around {}", generated.measured),
         fits: false,
         meets_timing: None,
         resources: synthesized,
@@ -230,9 +230,16 @@ fn timed(
 
 /// Writes the board's Verilog, the pin-level top, the constraints and the PLL; returns the board module's
 /// name.
-fn generate(opts: &Ecp5Options, files: &Ecp5Files, progress: Progress) -> Result<String, FlowError> {
+/// The generated design: the module measured (named in the report) and the board module `ulx3s_top.v` wraps
+/// (the same for a board; the harness around it for an array).
+struct Generated {
+    measured: String,
+    board_module: String,
+}
+
+fn generate(opts: &Ecp5Options, files: &Ecp5Files, progress: Progress) -> Result<Generated, FlowError> {
     let dir = &opts.out_dir;
-    let (top, verilog, wrapper) = match opts.design {
+    let (top, verilog, board_module) = match opts.design {
         Ecp5Design::Board => {
             let clocks_per_bit = (opts.target_mhz * 1e6 / UART_BAUD as f64).round() as u32;
             let board = hdl::export::BoardParams { clocks_per_bit, memory_bytes: opts.memory_bytes };
@@ -240,7 +247,7 @@ fn generate(opts: &Ecp5Options, files: &Ecp5Files, progress: Progress) -> Result
             let top = hdl::export::top_module_name(&opts.config, part);
             let verilog = hdl::export::export_verilog_on_large_stack(&opts.config, part)
                 .map_err(|e| FlowError::Generate(e.to_string()))?;
-            (top, verilog, ULX3S_TOP_V.to_string())
+            (top.clone(), verilog, top)
         }
         Ecp5Design::ArrayHarness => {
             let part = hdl::export::Part::Array;
@@ -248,12 +255,12 @@ fn generate(opts: &Ecp5Options, files: &Ecp5Files, progress: Progress) -> Result
             let verilog = hdl::export::export_verilog_on_large_stack(&opts.config, part)
                 .map_err(|e| FlowError::Generate(e.to_string()))?;
             let ports = crate::harness::module_ports(&verilog, &top)?;
-            let wrapper = crate::harness::harness_verilog(&top, &ports);
-            (top, verilog, wrapper)
+            let harness = crate::harness::harness_verilog(&top, &ports);
+            (top, format!("{verilog}\n{harness}"), crate::harness::HARNESS_MODULE.to_string())
         }
     };
     crate::write_file(&files.board_v, &verilog)?;
-    crate::write_file(&dir.join("ulx3s_top.v"), &wrapper)?;
+    crate::write_file(&dir.join("ulx3s_top.v"), ULX3S_TOP_V)?;
     crate::write_file(&dir.join("ulx3s.lpf"), ULX3S_LPF)?;
     let args: Vec<String> = vec![
         "-n".into(),
@@ -266,18 +273,18 @@ fn generate(opts: &Ecp5Options, files: &Ecp5Files, progress: Progress) -> Result
         "pll.v".into(),
     ];
     tools::run(Tool::Ecppll, &args, dir, &dir.join("ecppll.log"), Step::Generate, progress)?;
-    Ok(top)
+    Ok(Generated { measured: top, board_module })
 }
 
 /// The two yosys runs (see the module documentation); returns how the multipliers were split.
 fn synthesize(
     opts: &Ecp5Options,
-    top: &str,
+    board_module: &str,
     files: &Ecp5Files,
     progress: Progress,
 ) -> Result<MultiplierSplit, FlowError> {
     let dir = &opts.out_dir;
-    let read = format!("read_verilog -DSYSTOLE_BOARD={top} {} ulx3s_top.v pll.v", file_name(&files.board_v));
+    let read = format!("read_verilog -DSYSTOLE_BOARD={board_module} {} ulx3s_top.v pll.v", file_name(&files.board_v));
     let elaborate = format!(
         "{read}\nsynth_ecp5 -top ulx3s_top -run begin:coarse\nproc\nflatten\nopt_expr\nopt_clean\n\
          opt -nodffe -nosdff\nwreduce\nopt_clean\ntee -q -o multipliers.il dump t:$mul\nwrite_rtlil elaborated.il\n"

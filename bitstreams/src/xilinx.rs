@@ -73,8 +73,8 @@ pub fn estimate(
         XilinxDesign::Array => hdl::export::Part::Array,
     };
     let top = hdl::export::top_module_name(config, part);
-    let verilog = hdl::export::export_verilog_on_large_stack(config, part)
-        .map_err(|e| FlowError::Generate(e.to_string()))?;
+    let verilog =
+        hdl::export::export_verilog_on_large_stack(config, part).map_err(|e| FlowError::Generate(e.to_string()))?;
     crate::write_file(&dir.join("engine.v"), &verilog)?;
     progress(Event::Finished(Step::Generate, t.elapsed()));
     steps.push(StepTime { step: Step::Generate, seconds: t.elapsed().as_secs_f64() });

@@ -3,7 +3,6 @@
 
 mod common;
 
-
 use arch::bfp::{quantize_block_into, BfpFormat, Rounding};
 use arch::golden::{Engine, Fault};
 use arch::isa::{Activation, Instruction, Op, Post};
