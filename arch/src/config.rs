@@ -75,7 +75,7 @@ impl EngineConfig {
 
     /// The smallest engine that still runs every program: `tiny` with one-instruction fetch bursts, 2-deep
     /// stage queues and a 6-cycle memory latency (on-chip memory), the logic a board around it costs least
-    /// (docs/bitstreams.md: the configuration the test command builds a bitstream of).
+    /// (docs/bitstreams.md: the whole engine that fits the LFE5U-85F).
     pub fn mini() -> Self {
         EngineConfig { fetch_burst: 1, queue_depth: 2, dma_latency: 6, ..Self::tiny() }
     }

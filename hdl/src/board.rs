@@ -1130,7 +1130,8 @@ board_top!(
 
 /// The board core of `tiny`.
 pub type BoardCoreTiny = BoardCore4x4<128, 256, 1024, 8>;
-/// The board core of the `mini` preset (two-beat fetch buffer): what the CI bitstream carries.
+/// The board core of the `mini` preset (two-beat fetch buffer): the smallest whole engine, the one that fits the
+/// LFE5U-85F (docs/bitstreams.md).
 pub type BoardCoreMini = BoardCore4x4<128, 256, 256, 8>;
 
 /// The board top for `cfg` (the stamped type whose engine matches it, like
