@@ -79,7 +79,7 @@ if command -v verilator >/dev/null 2>&1 && command -v yosys >/dev/null 2>&1; the
     export SYSTOLE_REQUIRE_HDL_TOOLS=1
     # Verilator's lint of the 16x16 and 32x32 engines besides tiny (docs/hardware.md). Their generic Yosys
     # synthesis (SYSTOLE_HDL_SYNTH_CONFIGS, 12 minutes) is left to hand runs: the ECP5 flow synthesizes,
-    # places and routes the tiny board on real technology in every run (docs/bitstreams.md).
+    # places and routes the tiny array on real technology in every run (docs/bitstreams.md).
     export SYSTOLE_HDL_LINT_CONFIGS=16x16,32x32
     FEATURES=(--features sim/verilator)
 fi
@@ -97,9 +97,9 @@ section "lint: cargo clippy --workspace --all-targets ${FEATURES[*]} -- -D warni
 SYSTOLE_SIM_MODELS= cargo clippy --workspace --all-targets "${FEATURES[@]}" -- -D warnings
 
 section "test: cargo test --workspace ${FEATURES[*]}, with the ECP5 bitstream build beside it"
-# The ECP5 bitstream test (bitstreams/tests/ecp5.rs, marked #[ignore] because it takes many minutes on one
-# core) runs in the background beside the other tests, whose binaries cargo runs one after another: build
-# every test first, then start it, run the rest, and wait for it.
+# The ECP5 bitstream test (bitstreams/tests/ecp5.rs, marked #[ignore] because it takes a minute or two of one
+# core, 97 s in the last run) runs in the background beside the other tests, whose binaries cargo runs one
+# after another: build every test first, then start it, run the rest, and wait for it.
 cargo test --workspace "${FEATURES[@]}" --no-run
 ECP5_LOG=target/ecp5-bitstream-test.log
 # The same workspace and features as the build above, so nothing is rebuilt.

@@ -5,7 +5,7 @@
 //! the whole `mini` engine on its board top fits the 85F too (docs/bitstreams.md) but takes half an hour of
 //! placement and routing, which is measured by hand, not in every test run.
 //!
-//! The test is `#[ignore]`d because synthesis and placement take many minutes of one core; the test command
+//! The test is `#[ignore]`d because synthesis and placement take a minute or two of one core; the test command
 //! (`scripts/test.sh`) runs it with `--ignored` in the background while the other test binaries run.
 //!
 //! Skips with a message when the YoWASP tools are missing, unless `SYSTOLE_REQUIRE_FPGA_TOOLS=1` (set by
@@ -37,7 +37,7 @@ fn tools_present() -> bool {
 }
 
 #[test]
-#[ignore = "many minutes on one core: scripts/test.sh runs it beside the other tests (cargo test -p bitstreams --test ecp5 -- --ignored)"]
+#[ignore = "a minute or two on one core: scripts/test.sh runs it beside the other tests (cargo test -p bitstreams --test ecp5 -- --ignored)"]
 fn the_tiny_array_is_a_bitstream_that_fits_the_85f_and_meets_its_clock() {
     if !tools_present() {
         return;
