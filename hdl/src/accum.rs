@@ -143,9 +143,9 @@ impl Logic for AccumDecode {
     }
 }
 
-/// Stage 2: the operand with the larger exponent becomes `big` (a zero operand never does unless both are
-/// zero), and the other, `small`, is shifted right by the exponent difference into a 64-bit window with a
-/// sticky bit below it.
+/// Stage 2: the operand with the larger magnitude (larger exponent, or equal exponent and larger significand)
+/// becomes `big` (a zero operand never does unless both are zero), and the other, `small`, is shifted right by
+/// the exponent difference into the 28-bit window with a sticky bit below it.
 #[derive(LogicBlock)]
 pub struct AccumAlign {
     /// The accumulator's significand ([`AccumDecode::a_sig`]).

@@ -15,8 +15,8 @@
 //!   Sizes 2×2, 4×4, 8×8, 16×16 and 32×32 are stamped out ([`array::STAMPED`]); mantissa widths 2..=8; any
 //!   block size the segment list covers (8 to 64).
 //! * [`accum`]: the **accumulator adder**, `arch::accum::accumulate` in RTL (exact sum, one nearest-even
-//!   rounding with an unbounded exponent, flush below `2^−126`, saturation at `±f32::MAX`), pipelined to the
-//!   configuration's `acc_latency`.
+//!   rounding with an unbounded exponent, flush below `2^−126`, saturation at `±f32::MAX`) in four stages
+//!   (decode, align, add, round), registered as far as the configuration's `acc_latency` allows.
 //! * [`export`]: **Verilog export** of the whole engine (`systole_engine_<R>x<C>_<format>`) or of the array
 //!   and its adders alone (`systole_array_…`) as one top module ([`export::export_verilog`]), with a header
 //!   recording the configuration and [`export::GENERATOR_VERSION`]; it passes `verilator --lint-only -Wall`
